@@ -1,0 +1,138 @@
+/* Supervisor <-> broker framing over SOCK_SEQPACKET with SCM_RIGHTS. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "chan.h"
+#include "util.h"
+
+int chan_send(int fd, uint32_t type, uint32_t id, json_t *payload, const int *fds, unsigned n_fds) {
+        _cleanup_free_ char *text = NULL;
+        struct chan_hdr hdr;
+        struct iovec iov[2];
+        union {
+                struct cmsghdr align;
+                char buf[CMSG_SPACE(sizeof(int) * BASTION_MAX_CHAN_FDS)];
+        } control = {};
+        struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 2 };
+        size_t len;
+
+        if (n_fds > BASTION_MAX_CHAN_FDS)
+                return -EINVAL;
+        text = json_dumps(payload ? payload : json_object(), JSON_COMPACT);
+        if (!text)
+                return -ENOMEM;
+        len = strlen(text);
+        if (len > BASTION_MAX_CHAN_PAYLOAD)
+                return -EMSGSIZE;
+        hdr = (struct chan_hdr) { .type = type, .len = len, .id = id, .n_fds = n_fds };
+        iov[0] = (struct iovec) { &hdr, sizeof(hdr) };
+        iov[1] = (struct iovec) { text, len };
+        if (n_fds > 0) {
+                struct cmsghdr *c;
+                mh.msg_control = control.buf;
+                mh.msg_controllen = CMSG_SPACE(sizeof(int) * n_fds);
+                c = CMSG_FIRSTHDR(&mh);
+                c->cmsg_level = SOL_SOCKET;
+                c->cmsg_type = SCM_RIGHTS;
+                c->cmsg_len = CMSG_LEN(sizeof(int) * n_fds);
+                memcpy(CMSG_DATA(c), fds, sizeof(int) * n_fds);
+        }
+        for (;;) {
+                ssize_t n = sendmsg(fd, &mh, MSG_NOSIGNAL);
+                if (n >= 0)
+                        return (size_t) n == sizeof(hdr) + len ? 0 : -EMSGSIZE;
+                if (errno != EINTR)
+                        return -errno;
+        }
+}
+
+static void close_fds(int *fds, unsigned n) {
+        for (unsigned i = 0; i < n; i++)
+                fds[i] = safe_close(fds[i]);
+}
+
+int chan_recv(int fd, struct chan_msg *ret) {
+        _cleanup_free_ char *buf = NULL;
+        struct chan_hdr hdr;
+        union {
+                struct cmsghdr align;
+                char buf[CMSG_SPACE(sizeof(int) * BASTION_MAX_CHAN_FDS)];
+        } control = {};
+        struct iovec iov;
+        struct msghdr mh = {
+                .msg_iov = &iov, .msg_iovlen = 1,
+                .msg_control = control.buf, .msg_controllen = sizeof(control.buf),
+        };
+        int fds[BASTION_MAX_CHAN_FDS];
+        unsigned n_fds = 0;
+        json_error_t jerr;
+        ssize_t n;
+
+        *ret = (struct chan_msg) {};
+        /* One extra byte so that an oversized datagram shows up as MSG_TRUNC, never silently cut. */
+        buf = malloc(sizeof(hdr) + BASTION_MAX_CHAN_PAYLOAD + 1);
+        if (!buf)
+                return -ENOMEM;
+        iov = (struct iovec) { buf, sizeof(hdr) + BASTION_MAX_CHAN_PAYLOAD + 1 };
+        do
+                n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+                return -errno;
+        if (n == 0)
+                return 0;
+
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+                unsigned k;
+                if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+                        continue;
+                k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                for (unsigned i = 0; i < k; i++) {
+                        int f;
+                        memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+                        if (n_fds < BASTION_MAX_CHAN_FDS)
+                                fds[n_fds++] = f;
+                        else
+                                close(f);
+                }
+        }
+        if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))
+                goto bad;
+        if ((size_t) n < sizeof(hdr))
+                goto bad;
+        memcpy(&hdr, buf, sizeof(hdr));
+        if (hdr.len != (size_t) n - sizeof(hdr) || hdr.n_fds != n_fds || hdr.type == 0 ||
+            hdr.type >= _CHAN_TYPE_MAX)
+                goto bad;
+        ret->payload = json_loadb(buf + sizeof(hdr), hdr.len, JSON_REJECT_DUPLICATES, &jerr);
+        if (!json_is_object(ret->payload)) {
+                json_decref(ret->payload);
+                ret->payload = NULL;
+                goto bad;
+        }
+        ret->type = hdr.type;
+        ret->id = hdr.id;
+        memcpy(ret->fds, fds, sizeof(int) * n_fds);
+        ret->n_fds = n_fds;
+        return 1;
+bad:
+        close_fds(fds, n_fds);
+        return -EBADMSG;
+}
+
+int chan_msg_take_fd(struct chan_msg *m, unsigned i) {
+        if (i >= m->n_fds)
+                return -EBADMSG;
+        return TAKE_FD(m->fds[i]);
+}
+
+void chan_msg_done(struct chan_msg *m) {
+        close_fds(m->fds, m->n_fds);
+        json_decref(m->payload);
+        *m = (struct chan_msg) {};
+}

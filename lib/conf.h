@@ -1,0 +1,86 @@
+/* The compiled configuration: what bastiond loads from bastion.conf (supervisor/conf_load.c,
+ * libconfig, file:line errors) and hands to the broker as JSON (lib/conf_json.c). The broker never
+ * opens the configuration file itself. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <jansson.h>
+
+enum approval {
+        APPROVAL_NONE,
+        APPROVAL_CONFIRM,       /* the human at the host confirms through elicitation */
+        APPROVAL_APPROVER,      /* a different person with approvals:grant approves (four eyes) */
+        _APPROVAL_MAX,
+};
+
+struct tool_policy {
+        char *name;
+        char **scopes;          /* every scope listed is required */
+        size_t n_scopes;
+        enum approval approval;
+};
+
+struct server_config {
+        char *name;             /* [a-z0-9_-]{1,63}: endpoint name, state directory name */
+        char *domain;           /* built-in worker domain ("inventory", …) */
+        char *state_dir;        /* <state_dir>/<name>, owned by the worker's uid */
+        char *db_path;          /* <state_dir>/<name>/<domain>.db */
+        uid_t uid;              /* dedicated host uid (from the configured range) */
+        gid_t gid;
+        uint64_t memory_max;    /* bytes; 0 = no limit */
+        unsigned call_timeout_ms;
+        bool demo_data;         /* seed the deterministic demo data set into an empty database */
+        struct tool_policy *tools;
+        size_t n_tools;
+};
+
+struct role {
+        char *name;
+        char **scopes;
+        size_t n_scopes;
+};
+
+enum principal_kind { PRINCIPAL_UID, PRINCIPAL_GID };
+
+/* A local user or group (resolved to a numeric id at load time) mapped to a role. */
+struct principal_map {
+        enum principal_kind kind;
+        uint32_t id;
+        char *role;
+        char *tenant;           /* customers only; NULL for staff */
+};
+
+struct bastion_config {
+        char *path;
+        char *socket_path;              /* local MCP socket for bastion-stdio */
+        char *control_socket_path;      /* bastionctl */
+        char *state_dir;
+        char *runtime_dir;
+        char *libexec_dir;              /* where bastion-broker and bastion-worker live */
+        gid_t admin_gid;                /* group allowed on the control socket (besides root) */
+        bool has_admin_gid;
+        uid_t worker_uid_min, worker_uid_max;
+        unsigned call_timeout_ms;
+        unsigned max_inflight;
+        struct role *roles;
+        size_t n_roles;
+        struct principal_map *principals;
+        size_t n_principals;
+        struct server_config *servers;
+        size_t n_servers;
+};
+
+void config_free(struct bastion_config *c);
+const char *approval_to_string(enum approval a);
+int approval_from_string(const char *s);        /* -EINVAL when unknown */
+
+json_t *config_to_json(const struct bastion_config *c);
+/* Rebuilds the struct from config_to_json output; -EBADMSG on anything unexpected. */
+int config_from_json(json_t *j, struct bastion_config *ret);
+
+const struct server_config *config_find_server(const struct bastion_config *c, const char *name);
+const struct role *config_find_role(const struct bastion_config *c, const char *name);
+const struct tool_policy *server_find_tool(const struct server_config *s, const char *name);

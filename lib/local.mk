@@ -1,0 +1,12 @@
+noinst_LIBRARIES += lib/libbastion.a
+lib_libbastion_a_SOURCES = \
+	lib/util.h \
+	lib/log.c lib/log.h \
+	lib/linebuf.c lib/linebuf.h \
+	lib/jsonrpc.c lib/jsonrpc.h \
+	lib/chan.c lib/chan.h \
+	lib/conf.h lib/conf_json.c \
+	lib/bounds.h
+lib_libbastion_a_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
+# What every program links for lib/.
+LIBBASTION = lib/libbastion.a $(JANSSON_LIBS)

@@ -1,0 +1,38 @@
+/* Small helpers shared by every program: cleanup attributes and errno idioms (systemd style). */
+#pragma once
+
+#include <errno.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <unistd.h>
+#include <jansson.h>
+
+#define _cleanup_(f) __attribute__((cleanup(f)))
+#define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
+
+static inline void freep(void *p) { free(*(void **) p); }
+static inline void closep(int *fd) { if (*fd >= 0) { int e = errno; close(*fd); errno = e; } }
+static inline void fclosep(FILE **f) { if (*f) fclose(*f); }
+
+#define _cleanup_free_ _cleanup_(freep)
+#define _cleanup_close_ _cleanup_(closep)
+#define _cleanup_fclose_ _cleanup_(fclosep)
+#define _cleanup_json_ _cleanup_(json_decrefp) /* json_decrefp comes with jansson */
+
+/* Hand ownership out of a _cleanup_ variable. */
+#define TAKE_PTR(p) ({ __typeof__(p) _t = (p); (p) = NULL; _t; })
+#define TAKE_FD(fd) ({ int _t = (fd); (fd) = -1; _t; })
+
+/* Negative errno from a libc call that returns -1 and sets errno. */
+#define RET_NERRNO(expr) ({ long _r = (long) (expr); _r < 0 ? -errno : (int) _r; })
+
+static inline int safe_close(int fd) {
+        if (fd >= 0) {
+                int e = errno;
+                close(fd);
+                errno = e;
+        }
+        return -1;
+}
+
+static inline int streq(const char *a, const char *b) { return a && b && __builtin_strcmp(a, b) == 0; }

@@ -1,0 +1,1 @@
+# seccomp: see Makefile.am
