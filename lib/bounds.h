@@ -35,3 +35,60 @@
 
 /* The shim preamble line ("server NAME\n") and its answer are tiny. */
 #define BASTION_MAX_PREAMBLE 256
+
+#define BASTION_NAME_BUF (BASTION_MAX_NAME + 1)
+
+/* Replies queued for a client that does not read: past this the client is dropped, not buffered. */
+#define BASTION_MAX_CLIENT_BACKLOG (16 * 1024 * 1024)
+/* Requests queued to one worker (it reads its channel promptly; a stuck worker is timed out). */
+#define BASTION_MAX_UPSTREAM_BACKLOG (64 * 1024 * 1024)
+/* How long a worker may take to answer initialize + tools/list before it is cut off. */
+#define BASTION_HANDSHAKE_TIMEOUT_MS 5000
+
+/* confirm approvals: how long a human has to answer, and how many single-use modern states may be
+ * outstanding at once (their nonces are remembered until they expire). */
+#define BASTION_CONFIRM_TIMEOUT_MS (5 * 60 * 1000)
+#define BASTION_MAX_CONFIRM_STATES 4096
+/* A sealed requestState is small; anything longer is not one of ours. */
+#define BASTION_MAX_CONFIRM_STATE 1024
+
+/* approver (four-eyes) approvals: how long a request waits for a decision and how many may wait. */
+#define BASTION_APPROVAL_TTL_MS (60 * 60 * 1000)
+#define BASTION_MAX_APPROVALS 1024
+
+/* Audit log (broker/audit, bastion-audit(5)). One record is one line; tool arguments larger than
+ * BASTION_AUDIT_MAX_ARGUMENTS are recorded as their size and BLAKE2b digest instead, so a record
+ * always fits BASTION_AUDIT_MAX_RECORD and a verifier never has to hold more than that per line. */
+#define BASTION_AUDIT_MAX_RECORD (256 * 1024)
+#define BASTION_AUDIT_MAX_ARGUMENTS (64 * 1024)
+/* Free text in a record (error messages, reasons, details) is cut at this many bytes. */
+#define BASTION_AUDIT_MAX_TEXT 4096
+/* Checkpoints bound how much of the tail is unsigned: at most this many records or seconds. */
+#define BASTION_AUDIT_CHECKPOINT_RECORDS 1000
+#define BASTION_AUDIT_CHECKPOINT_SEC 30
+/* Group commit: a batched record reaches the disk at most this long after it was written. */
+#define BASTION_AUDIT_GROUP_COMMIT_MS 50
+/* Rotate the active file once it grows past this size. */
+#define BASTION_AUDIT_ROTATE_BYTES (64ULL * 1024 * 1024)
+
+/* Secrets store (broker/secrets): credentials are API keys and passwords, not bulk data. */
+#define BASTION_SECRET_MAX_VALUE (64 * 1024)
+#define BASTION_SECRET_MAX_NAME 128
+#define BASTION_SECRETS_MAX_ENTRIES 1024
+
+/* JSON Schema "pattern" (lib/schema.c): tool schemas come from workers, which the broker does not
+ * trust, and glibc's regcomp() copies the operand of every bounded repeat, so (a{100}){100}… would
+ * cost it gigabytes. Patterns are bounded in length and in the size of their expansion. */
+#define BASTION_MAX_SCHEMA_PATTERN 512
+#define BASTION_MAX_SCHEMA_PATTERN_COST 4096
+
+/* Sandbox (seccomp/). fds a confined process is handed at spawn (channel, credential, …). */
+#define BASTION_SANDBOX_MAX_FDS 8
+/* After lockdown: SQLite holds the db, its journal or WAL and the directory; the channel and a
+ * passed credential come on top. 64 leaves room without allowing fd-table ballooning. */
+#define BASTION_SANDBOX_MAX_OPEN_FILES 64
+/* Tasks of the confined uid: a worker runs one thread; a little headroom, no fork bomb. */
+#define BASTION_SANDBOX_MAX_TASKS 16
+/* The worker's tmpfs root holds only mount points (the state dir lives on the host fs). */
+#define BASTION_SANDBOX_ROOT_SIZE "256k"
+#define BASTION_SANDBOX_ROOT_INODES "64"

@@ -16,9 +16,12 @@ enum chan_type {
         CHAN_WORKER_UP,         /* payload {server, generation}; fd: the worker's MCP channel */
         CHAN_WORKER_DOWN,       /* payload {server, generation, reason, failed} */
         CHAN_STOP,              /* payload {deadline_ms}: finish in-flight calls, then exit */
+        CHAN_APPROVALS,         /* payload {op: list|approve|deny, id?, uid, gid, groups[]}: a bastionctl
+                                 * request; uid/gid/groups are the control-socket peer's SO_PEERCRED */
         /* broker -> supervisor */
         CHAN_READY = 64,        /* payload {}: configuration applied, listening */
         CHAN_STOPPED,           /* payload {}: drained, about to exit */
+        CHAN_APPROVALS_REPLY,   /* payload {ok, error?, approvals?}: answer, same header id as the request */
         _CHAN_TYPE_MAX,
 };
 

@@ -23,6 +23,14 @@ struct tool_policy {
         enum approval approval;
 };
 
+/* Resources are matched by URI prefix; a resource no entry matches is hidden and refused. */
+struct resource_policy {
+        char *name;
+        char *uri_prefix;
+        char **scopes;
+        size_t n_scopes;
+};
+
 struct server_config {
         char *name;             /* [a-z0-9_-]{1,63}: endpoint name, state directory name */
         char *domain;           /* built-in worker domain ("inventory", …) */
@@ -35,6 +43,8 @@ struct server_config {
         bool demo_data;         /* seed the deterministic demo data set into an empty database */
         struct tool_policy *tools;
         size_t n_tools;
+        struct resource_policy *resources;
+        size_t n_resources;
 };
 
 struct role {
@@ -84,3 +94,5 @@ int config_from_json(json_t *j, struct bastion_config *ret);
 const struct server_config *config_find_server(const struct bastion_config *c, const char *name);
 const struct role *config_find_role(const struct bastion_config *c, const char *name);
 const struct tool_policy *server_find_tool(const struct server_config *s, const char *name);
+/* The policy entry with the longest prefix of uri, or NULL. */
+const struct resource_policy *server_find_resource(const struct server_config *s, const char *uri);

@@ -61,6 +61,12 @@ void config_free(struct bastion_config *c) {
                         strv_free(s->tools[k].scopes, s->tools[k].n_scopes);
                 }
                 free(s->tools);
+                for (size_t k = 0; k < s->n_resources; k++) {
+                        free(s->resources[k].name);
+                        free(s->resources[k].uri_prefix);
+                        strv_free(s->resources[k].scopes, s->resources[k].n_scopes);
+                }
+                free(s->resources);
         }
         free(c->servers);
         *c = (struct bastion_config) {};
@@ -87,17 +93,21 @@ json_t *config_to_json(const struct bastion_config *c) {
         }
         for (size_t i = 0; i < c->n_servers; i++) {
                 const struct server_config *s = &c->servers[i];
-                json_t *tools = json_array();
+                json_t *tools = json_array(), *resources = json_array();
+                for (size_t k = 0; k < s->n_resources; k++)
+                        json_array_append_new(resources, json_pack("{s:s, s:s, s:o}", "name", s->resources[k].name,
+                                        "uri_prefix", s->resources[k].uri_prefix,
+                                        "scopes", strv_to_json(s->resources[k].scopes, s->resources[k].n_scopes)));
                 for (size_t k = 0; k < s->n_tools; k++)
                         json_array_append_new(tools, json_pack("{s:s, s:o, s:s}", "name", s->tools[k].name,
                                         "scopes", strv_to_json(s->tools[k].scopes, s->tools[k].n_scopes),
                                         "approval", approval_to_string(s->tools[k].approval)));
-                json_array_append_new(servers, json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:b, s:o}",
+                json_array_append_new(servers, json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:b, s:o, s:o}",
                                 "name", s->name, "domain", s->domain, "state_dir", s->state_dir,
                                 "db_path", s->db_path, "uid", (json_int_t) s->uid, "gid", (json_int_t) s->gid,
                                 "memory_max", (json_int_t) s->memory_max,
                                 "call_timeout_ms", (json_int_t) s->call_timeout_ms, "demo_data", s->demo_data,
-                                "tools", tools));
+                                "tools", tools, "resources", resources));
         }
         return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:o, s:o, s:o}",
                          "path", c->path, "socket_path", c->socket_path,
@@ -132,15 +142,15 @@ static int server_from_json(json_t *j, struct server_config *s) {
         const char *name, *domain, *state_dir, *db_path;
         json_int_t uid, gid, mem, timeout;
         int demo;
-        json_t *tools, *t;
+        json_t *tools, *t, *resources;
         size_t i;
         int r;
 
-        if (json_unpack(j, "{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:b, s:o !}", "name", &name, "domain", &domain,
+        if (json_unpack(j, "{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:b, s:o, s:o !}", "name", &name, "domain", &domain,
                         "state_dir", &state_dir, "db_path", &db_path, "uid", &uid, "gid", &gid,
                         "memory_max", &mem, "call_timeout_ms", &timeout, "demo_data", &demo,
-                        "tools", &tools) < 0 ||
-            !json_is_array(tools))
+                        "tools", &tools, "resources", &resources) < 0 ||
+            !json_is_array(tools) || !json_is_array(resources))
                 return -EBADMSG;
         s->name = strdup(name);
         s->domain = strdup(domain);
@@ -166,6 +176,21 @@ static int server_from_json(json_t *j, struct server_config *s) {
                         return -EBADMSG;
                 tp->approval = r;
                 r = strv_from_json(scopes, &tp->scopes, &tp->n_scopes);
+                if (r < 0)
+                        return r;
+        }
+        s->resources = calloc(json_array_size(resources) + 1, sizeof(*s->resources));
+        if (!s->resources)
+                return -ENOMEM;
+        json_array_foreach(resources, i, t) {
+                struct resource_policy *rp = &s->resources[s->n_resources++];
+                const char *rname, *prefix;
+                json_t *scopes;
+                if (json_unpack(t, "{s:s, s:s, s:o !}", "name", &rname, "uri_prefix", &prefix, "scopes", &scopes) < 0)
+                        return -EBADMSG;
+                rp->name = strdup(rname);
+                rp->uri_prefix = strdup(prefix);
+                r = strv_from_json(scopes, &rp->scopes, &rp->n_scopes);
                 if (r < 0)
                         return r;
         }
@@ -260,4 +285,16 @@ const struct tool_policy *server_find_tool(const struct server_config *s, const 
                 if (streq(s->tools[i].name, name))
                         return &s->tools[i];
         return NULL;
+}
+
+const struct resource_policy *server_find_resource(const struct server_config *s, const char *uri) {
+        const struct resource_policy *best = NULL;
+
+        for (size_t i = 0; uri && i < s->n_resources; i++) {
+                size_t n = strlen(s->resources[i].uri_prefix);
+                if (strncmp(uri, s->resources[i].uri_prefix, n) == 0 &&
+                    (!best || n > strlen(best->uri_prefix)))
+                        best = &s->resources[i];
+        }
+        return best;
 }

@@ -6,6 +6,7 @@ lib_libbastion_a_SOURCES = \
 	lib/jsonrpc.c lib/jsonrpc.h \
 	lib/chan.c lib/chan.h \
 	lib/conf.h lib/conf_json.c \
+	lib/schema.c lib/schema.h \
 	lib/bounds.h
 lib_libbastion_a_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
 # What every program links for lib/.

@@ -1,6 +1,7 @@
 /* Logging to stderr with syslog priority prefixes ("<3>"), which journald turns into levels. */
 #pragma once
 
+#include <errno.h>
 #include <stdarg.h>
 #include <syslog.h>
 
@@ -21,3 +22,5 @@ int log_internal(int level, int error, const char *file, int line, const char *f
 #define log_info_errno(e, ...) log_full_errno(LOG_INFO, e, __VA_ARGS__)
 #define log_warning_errno(e, ...) log_full_errno(LOG_WARNING, e, __VA_ARGS__)
 #define log_error_errno(e, ...) log_full_errno(LOG_ERR, e, __VA_ARGS__)
+
+#define log_oom() log_full_errno(LOG_ERR, ENOMEM, "Out of memory")

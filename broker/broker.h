@@ -1,0 +1,191 @@
+/* bastion-broker: the policy hub. An MCP server to local clients (both protocol eras), an MCP client
+ * to each worker, and the only place where identity, scopes and routing are decided.
+ *
+ * Processes it talks to: the supervisor (fd 3, lib/chan framing), one client per accepted local
+ * connection (MCP lines after a one-line preamble), one upstream per worker (MCP lines). */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <jansson.h>
+#include <systemd/sd-event.h>
+
+#include "bounds.h"
+#include "conf.h"
+#include "linebuf.h"
+
+#define BROKER_VERSION PACKAGE_VERSION
+#define MCP_LEGACY_VERSION "2025-11-25"
+#define MCP_MODERN_VERSION "2026-07-28"
+#define META_PRINCIPAL "dev.bastion/principal"
+#define META_PREFIX_BASTION "dev.bastion/"
+#define META_PROTOCOL_VERSION "io.modelcontextprotocol/protocolVersion"
+#define META_CLIENT_CAPS "io.modelcontextprotocol/clientCapabilities"
+#define META_SERVER_INFO "io.modelcontextprotocol/serverInfo"
+
+struct broker;
+struct client;
+struct upstream;
+struct jsonrpc_msg;
+
+enum era { ERA_UNKNOWN, ERA_LEGACY, ERA_MODERN };
+
+/* Who is calling: derived from SO_PEERCRED once, at accept time. Role and scopes are looked up in the
+ * current configuration on every request, so a reload takes effect immediately. */
+struct principal {
+        uid_t uid;
+        gid_t gid;
+        gid_t groups[64];
+        int n_groups;
+        char sub[32];           /* "uid:N" */
+};
+
+enum call_kind { CALL_TOOL, CALL_RESOURCES_LIST, CALL_RESOURCE_READ };
+
+/* A request forwarded to a worker and not yet answered. */
+struct call {
+        enum call_kind kind;
+        struct call *next;              /* in upstream->calls */
+        struct upstream *up;
+        struct client *client;          /* NULL once the client has gone */
+        json_t *client_id;              /* the id the client used */
+        json_t *progress_token;         /* the client's token, or NULL */
+        int64_t upstream_id;
+        enum era era;
+        json_t *pending;                /* message not yet sent (worker still handshaking) */
+        sd_event_source *timer;
+        char tool[128];
+};
+
+/* A 2025-11-25 call held while the human at the host is asked to confirm it. */
+struct held_call {
+        struct held_call *next;
+        struct client *client;
+        json_t *client_id;
+        json_t *arguments;              /* validated; what is confirmed is exactly what runs */
+        json_t *meta;
+        int64_t elicit_id;
+        sd_event_source *timer;
+        char tool[128];                 /* tool name, or resource URI */
+};
+
+enum upstream_state { UPSTREAM_DOWN, UPSTREAM_HANDSHAKE, UPSTREAM_READY, UPSTREAM_FAILED };
+
+struct upstream {
+        struct upstream *next;
+        struct broker *b;
+        char *name;
+        int fd;
+        sd_event_source *io;
+        struct linebuf in;
+        struct outbuf out;
+        uint64_t generation;
+        enum upstream_state state;
+        json_t *tools;                  /* the worker's tools/list, kept across restarts */
+        json_t *tools_next;             /* tools/list pages gathered during a handshake */
+        int64_t next_id;
+        int64_t handshake_id;           /* initialize, then tools/list pages; 0 when idle */
+        bool handshake_listing;
+        sd_event_source *handshake_timer;
+        struct call *calls;
+        char reason[160];               /* why it is down or failed */
+};
+
+struct client {
+        struct client *next;
+        struct broker *b;
+        int fd;
+        sd_event_source *io;
+        struct linebuf in;
+        struct outbuf out;
+        bool have_preamble;
+        bool closing;                   /* flush what is queued, then close */
+        bool read_closed;               /* the client sent EOF: answer what is in flight, then close */
+        char server[BASTION_NAME_BUF];
+        struct principal principal;
+        enum era era;
+        bool initialized;               /* legacy: initialize answered */
+        json_t *client_caps;            /* legacy: capabilities declared at initialize */
+        unsigned inflight;
+};
+
+struct broker {
+        sd_event *event;
+        int sup_fd;
+        sd_event_source *sup_io;
+        int listen_fd;
+        sd_event_source *listen_io;
+        struct bastion_config config;
+        bool have_config;
+        bool ready_sent;
+        bool stopping;
+        struct client *clients;
+        unsigned n_clients;
+        struct upstream *upstreams;
+        struct held_call *held;
+};
+
+/* main.c */
+int broker_send_supervisor(struct broker *b, uint32_t type, json_t *payload);
+void broker_maybe_finish_stop(struct broker *b);
+
+/* client.c */
+int client_accept(struct broker *b);
+void client_send(struct client *c, json_t *msg);        /* steals msg */
+void client_free(struct client *c);
+void clients_drop_server(struct broker *b, const char *server);
+
+/* mcp/server.c — the MCP server side of one client connection */
+void mcp_handle_line(struct client *c, char *line, size_t len);
+json_t *mcp_finish_result(const struct client *c, enum era era, json_t *result);
+
+/* mcp/era.c */
+enum era mcp_detect_era(enum era current, const char *method, const json_t *params);
+
+/* mcp/principal.c */
+int principal_from_socket(int fd, struct principal *ret);
+const struct principal_map *principal_lookup(const struct bastion_config *cfg, const struct principal *p);
+json_t *principal_to_meta(const struct bastion_config *cfg, const struct principal *p);
+
+/* policy/policy.c */
+const struct role *policy_role(const struct bastion_config *cfg, const struct principal *p);
+bool policy_tool_visible(const struct bastion_config *cfg, const struct principal *p,
+                         const char *server, const char *tool);
+/* The first of `scopes` the caller lacks, or NULL when every one is held. */
+const char *policy_missing_scope(const struct bastion_config *cfg, const struct principal *p,
+                                 char *const *scopes, size_t n_scopes);
+/* A resource is allowed when a policy entry matches its URI and the caller holds its scopes;
+ * *ret_missing (if given) names the missing scope, or stays NULL when no entry matches. */
+bool policy_resource_allowed(const struct bastion_config *cfg, const struct principal *p, const char *server,
+                             const char *uri, const char **ret_missing);
+bool policy_server_has_resources(const struct bastion_config *cfg, const char *server);
+
+/* approval/confirm.c — `confirm` approvals in both eras */
+int confirm_init(void);
+void confirm_call(struct client *c, enum era era, json_t *id, const char *tool, json_t *arguments,
+                  json_t *meta, json_t *params);
+bool confirm_legacy_answer(struct client *c, const struct jsonrpc_msg *m);
+void confirm_client_gone(struct broker *b, struct client *c);
+unsigned confirm_held_count(const struct broker *b);
+
+/* approval/approver.c — `approver` (four-eyes) approvals */
+void approver_call(struct client *c, enum era era, json_t *id, const char *tool, json_t *arguments, json_t *meta);
+json_t *approvals_command(struct broker *b, json_t *request);
+
+/* upstream.c — the MCP client side of one worker */
+struct upstream *upstream_get(struct broker *b, const char *name);
+struct upstream *upstream_ensure(struct broker *b, const char *name);
+void upstream_attach(struct upstream *u, int fd, uint64_t generation);
+void upstream_down(struct upstream *u, const char *reason, bool failed);
+void upstream_remove(struct upstream *u);
+/* Forwards a tools/call; answers the client itself on every outcome. */
+void upstream_call(struct upstream *u, struct client *c, json_t *client_id, enum era era,
+                   const char *tool, json_t *arguments, json_t *client_meta, json_t *approval);
+void upstream_resource(struct upstream *u, struct client *c, json_t *client_id, enum era era, enum call_kind kind,
+                       const char *uri, json_t *client_meta);
+void upstream_cancel(struct upstream *u, struct client *c, json_t *client_id);
+void upstream_client_gone(struct broker *b, struct client *c);
+const json_t *upstream_tool(const struct upstream *u, const char *tool);
+unsigned broker_calls_in_flight(struct broker *b);

@@ -1,0 +1,59 @@
+/* Authorization: role -> scopes from the broker's configuration, never from a worker. */
+#include "config.h"
+
+#include "broker/broker.h"
+#include "util.h"
+
+const struct role *policy_role(const struct bastion_config *cfg, const struct principal *p) {
+        const struct principal_map *m = principal_lookup(cfg, p);
+
+        return m ? config_find_role(cfg, m->role) : NULL;
+}
+
+static bool role_has_scope(const struct role *r, const char *scope) {
+        for (size_t i = 0; r && i < r->n_scopes; i++)
+                if (streq(r->scopes[i], scope))
+                        return true;
+        return false;
+}
+
+const char *policy_missing_scope(const struct bastion_config *cfg, const struct principal *p,
+                                 char *const *scopes, size_t n_scopes) {
+        const struct role *r = policy_role(cfg, p);
+
+        for (size_t i = 0; i < n_scopes; i++)
+                if (!role_has_scope(r, scopes[i]))
+                        return scopes[i];
+        return NULL;
+}
+
+bool policy_resource_allowed(const struct bastion_config *cfg, const struct principal *p, const char *server,
+                             const char *uri, const char **ret_missing) {
+        const struct server_config *s = config_find_server(cfg, server);
+        const struct resource_policy *rp = s ? server_find_resource(s, uri) : NULL;
+        const char *missing;
+
+        if (ret_missing)
+                *ret_missing = NULL;
+        if (!rp)
+                return false;
+        missing = policy_missing_scope(cfg, p, rp->scopes, rp->n_scopes);
+        if (ret_missing)
+                *ret_missing = missing;
+        return !missing;
+}
+
+bool policy_server_has_resources(const struct bastion_config *cfg, const char *server) {
+        const struct server_config *s = config_find_server(cfg, server);
+
+        return s && s->n_resources > 0;
+}
+
+/* A tool is listed only if the policy names it and the caller holds every scope it requires. */
+bool policy_tool_visible(const struct bastion_config *cfg, const struct principal *p, const char *server,
+                         const char *tool) {
+        const struct server_config *s = config_find_server(cfg, server);
+        const struct tool_policy *tp = s ? server_find_tool(s, tool) : NULL;
+
+        return tp && !policy_missing_scope(cfg, p, tp->scopes, tp->n_scopes);
+}

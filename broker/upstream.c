@@ -1,0 +1,562 @@
+/* The MCP client side of one worker: handshake, forwarding, progress relay, deadlines, and failing
+ * every outstanding call the moment the worker goes away. The worker is less trusted than we are:
+ * anything it sends that we did not ask for ends its channel. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <regex.h>
+#include <string.h>
+#include <time.h>
+
+#include "bounds.h"
+#include "broker.h"
+#include "jsonrpc.h"
+#include "log.h"
+#include "util.h"
+
+static void upstream_send(struct upstream *u, json_t *msg) {
+        _cleanup_free_ char *s = NULL;
+        size_t n;
+
+        s = jsonrpc_dump(msg, &n);
+        json_decref(msg);
+        if (!s || u->fd < 0)
+                return;
+        if (outbuf_put(&u->out, s, n, true) < 0) {
+                upstream_down(u, "worker is not reading its channel", false);
+                return;
+        }
+        (void) sd_event_source_set_io_events(u->io, EPOLLIN | EPOLLOUT);
+}
+
+struct upstream *upstream_get(struct broker *b, const char *name) {
+        for (struct upstream *u = b->upstreams; u; u = u->next)
+                if (streq(u->name, name))
+                        return u;
+        return NULL;
+}
+
+struct upstream *upstream_ensure(struct broker *b, const char *name) {
+        struct upstream *u = upstream_get(b, name);
+
+        if (u)
+                return u;
+        u = calloc(1, sizeof(*u));
+        if (!u || !(u->name = strdup(name))) {
+                free(u);
+                return NULL;
+        }
+        u->b = b;
+        u->fd = -1;
+        u->next_id = 1;
+        linebuf_init(&u->in, BASTION_MAX_LINE);
+        outbuf_init(&u->out, BASTION_MAX_UPSTREAM_BACKLOG);
+        snprintf(u->reason, sizeof(u->reason), "server %s is starting", name);
+        u->next = b->upstreams;
+        b->upstreams = u;
+        return u;
+}
+
+const json_t *upstream_tool(const struct upstream *u, const char *tool) {
+        size_t i;
+        json_t *t;
+
+        json_array_foreach(u->tools, i, t)
+                if (streq(json_string_value(json_object_get(t, "name")), tool))
+                        return t;
+        return NULL;
+}
+
+unsigned broker_calls_in_flight(struct broker *b) {
+        unsigned n = 0;
+
+        for (struct upstream *u = b->upstreams; u; u = u->next)
+                for (struct call *c = u->calls; c; c = c->next)
+                        n++;
+        return n + confirm_held_count(b);
+}
+
+static void call_unlink(struct call *call) {
+        for (struct call **p = &call->up->calls; *p; p = &(*p)->next)
+                if (*p == call) {
+                        *p = call->next;
+                        break;
+                }
+}
+
+/* Ends a call: answers the client (when msg is given and the client is still there) and frees it. */
+static void call_finish(struct call *call, json_t *msg) {
+        struct broker *b = call->up->b;
+
+        call_unlink(call);
+        if (call->client) {
+                call->client->inflight--;
+                if (msg)
+                        client_send(call->client, msg);
+                else
+                        json_decref(msg);
+        } else
+                json_decref(msg);
+        sd_event_source_disable_unref(call->timer);
+        json_decref(call->client_id);
+        json_decref(call->progress_token);
+        json_decref(call->pending);
+        free(call);
+        broker_maybe_finish_stop(b);
+}
+
+static void call_fail(struct call *call, int code, const char *message) {
+        call_finish(call, jsonrpc_error(call->client_id, code, message,
+                                        json_pack("{s:s, s:s}", "server", call->up->name, "tool", call->tool)));
+}
+
+static void send_cancel(struct upstream *u, int64_t upstream_id, const char *reason) {
+        if (u->fd >= 0 && u->state == UPSTREAM_READY)
+                upstream_send(u, jsonrpc_notification("notifications/cancelled",
+                                json_pack("{s:I, s:s}", "requestId", (json_int_t) upstream_id, "reason", reason)));
+}
+
+static int on_call_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct call *call = userdata;
+        char msg[256];
+
+        snprintf(msg, sizeof(msg), "Tool call %s timed out; it was cancelled", call->tool);
+        log_warning("call %s/%s (id %" PRId64 ") timed out", call->up->name, call->tool, call->upstream_id);
+        if (!call->pending)
+                send_cancel(call->up, call->upstream_id, "timeout");
+        call_fail(call, BASTION_ERROR_TIMEOUT, msg);
+        return 0;
+}
+
+/* Client _meta minus everything the client must not be able to say to a worker. */
+static json_t *forward_meta(json_t *client_meta, int64_t upstream_id, bool progress) {
+        json_t *meta = json_object(), *v;
+        const char *k;
+
+        json_object_foreach(client_meta, k, v) {
+                if (strncmp(k, META_PREFIX_BASTION, strlen(META_PREFIX_BASTION)) == 0 ||
+                    strncmp(k, "io.modelcontextprotocol/", 24) == 0 || streq(k, "progressToken"))
+                        continue;
+                json_object_set(meta, k, v);
+        }
+        if (progress)
+                json_object_set_new(meta, "progressToken", json_integer(upstream_id));
+        return meta;
+}
+
+/* A new call record with its forwarded _meta (principal and approval included); NULL when refused
+ * (the client has been answered). */
+static struct call *call_new(struct upstream *u, struct client *c, json_t *client_id, enum era era,
+                             enum call_kind kind, const char *label, json_t *client_meta, json_t *approval,
+                             json_t **ret_meta) {
+        json_t *token = json_object_get(client_meta, "progressToken");
+        json_t *principal;
+        struct call *call;
+
+        if (u->state == UPSTREAM_FAILED) {
+                json_decref(approval);
+                client_send(c, jsonrpc_error(client_id, BASTION_ERROR_SERVER_UNAVAILABLE, u->reason,
+                                             json_pack("{s:s}", "server", u->name)));
+                return NULL;
+        }
+        call = calloc(1, sizeof(*call));
+        if (!call) {
+                json_decref(approval);
+                log_oom();
+                return NULL;
+        }
+        call->up = u;
+        call->client = c;
+        call->client_id = json_incref(client_id);
+        call->era = era;
+        call->kind = kind;
+        call->upstream_id = u->next_id++;
+        snprintf(call->tool, sizeof(call->tool), "%s", label);
+        if (kind == CALL_TOOL && (json_is_string(token) || json_is_integer(token)))
+                call->progress_token = json_incref(token);
+        *ret_meta = forward_meta(client_meta, call->upstream_id, call->progress_token != NULL);
+        principal = principal_to_meta(&u->b->config, &c->principal);
+        json_object_set_new(principal, "approval", approval ? approval : json_null());
+        json_object_set_new(*ret_meta, META_PRINCIPAL, principal);
+        return call;
+}
+
+/* Arms the deadline and sends (or, while the worker is not ready, queues) the request. */
+static void call_start(struct call *call, struct client *c, const char *method, json_t *params) {
+        struct upstream *u = call->up;
+        const struct server_config *s = config_find_server(&u->b->config, u->name);
+        unsigned timeout_ms = s && s->call_timeout_ms ? s->call_timeout_ms : u->b->config.call_timeout_ms;
+        _cleanup_json_ json_t *idj = json_integer(call->upstream_id);
+        int r;
+
+        call->pending = jsonrpc_request(idj, method, params);
+        r = sd_event_add_time_relative(u->b->event, &call->timer, CLOCK_MONOTONIC, (uint64_t) timeout_ms * 1000,
+                                       1000, on_call_timeout, call);
+        if (r < 0)
+                log_error_errno(r, "Failed to arm a call deadline: %m");
+        call->next = u->calls;
+        u->calls = call;
+        c->inflight++;
+        if (u->state == UPSTREAM_READY)
+                upstream_send(u, TAKE_PTR(call->pending));
+        /* Otherwise it waits for the worker (re)start, bounded by its deadline. */
+}
+
+void upstream_call(struct upstream *u, struct client *c, json_t *client_id, enum era era, const char *tool,
+                   json_t *arguments, json_t *client_meta, json_t *approval) {
+        json_t *meta;
+        struct call *call = call_new(u, c, client_id, era, CALL_TOOL, tool, client_meta, approval, &meta);
+
+        if (!call)
+                return;
+        call_start(call, c, "tools/call", json_pack("{s:s, s:o, s:o}", "name", tool,
+                   "arguments", arguments ? json_incref(arguments) : json_object(), "_meta", meta));
+}
+
+void upstream_resource(struct upstream *u, struct client *c, json_t *client_id, enum era era, enum call_kind kind,
+                       const char *uri, json_t *client_meta) {
+        json_t *meta, *params;
+        struct call *call = call_new(u, c, client_id, era, kind, uri ? uri : "resources/list", client_meta, NULL,
+                                     &meta);
+
+        if (!call)
+                return;
+        params = json_pack("{s:o}", "_meta", meta);
+        if (uri)
+                json_object_set_new(params, "uri", json_string(uri));
+        call_start(call, c, kind == CALL_RESOURCE_READ ? "resources/read" : "resources/list", params);
+}
+
+static struct call *call_by_client(struct upstream *u, struct client *c, json_t *client_id) {
+        for (struct call *call = u->calls; call; call = call->next)
+                if (call->client == c && json_equal(call->client_id, client_id))
+                        return call;
+        return NULL;
+}
+
+void upstream_cancel(struct upstream *u, struct client *c, json_t *client_id) {
+        struct call *call = u ? call_by_client(u, c, client_id) : NULL;
+
+        /* Unknown or finished ids are ignored (the race is normal). No response is sent. */
+        if (!call)
+                return;
+        if (!call->pending)
+                send_cancel(u, call->upstream_id, "cancelled by the client");
+        call_finish(call, NULL);
+}
+
+void upstream_client_gone(struct broker *b, struct client *c) {
+        for (struct upstream *u = b->upstreams; u; u = u->next)
+                for (struct call *call = u->calls, *n; call; call = n) {
+                        n = call->next;
+                        if (call->client != c)
+                                continue;
+                        if (!call->pending)
+                                send_cancel(u, call->upstream_id, "client disconnected");
+                        call->client = NULL;
+                        call_finish(call, NULL);
+                }
+}
+
+static void upstream_close(struct upstream *u) {
+        u->io = sd_event_source_disable_unref(u->io);
+        u->handshake_timer = sd_event_source_disable_unref(u->handshake_timer);
+        u->fd = safe_close(u->fd);
+        linebuf_done(&u->in);
+        outbuf_done(&u->out);
+        u->handshake_id = 0;
+        json_decref(u->tools_next);
+        u->tools_next = NULL;
+        u->handshake_listing = false;
+}
+
+/* The worker is gone (channel EOF, a protocol violation, or the supervisor's word). Every call it had
+ * been sent is answered now; calls not yet sent wait for the restart unless the server has failed. */
+void upstream_down(struct upstream *u, const char *reason, bool failed) {
+        char msg[256];
+
+        if (u->fd >= 0)
+                log_warning("worker %s down: %s", u->name, reason);
+        upstream_close(u);
+        if (failed || u->state != UPSTREAM_FAILED) {
+                u->state = failed ? UPSTREAM_FAILED : UPSTREAM_DOWN;
+                snprintf(u->reason, sizeof(u->reason), "server %s is unavailable: %s", u->name, reason);
+        }
+        for (struct call *call = u->calls, *n; call; call = n) {
+                n = call->next;
+                if (call->pending && u->state != UPSTREAM_FAILED)
+                        continue;
+                snprintf(msg, sizeof(msg), "Tool call %s failed: server %s went away (%s); it may or may not "
+                         "have taken effect", call->tool, u->name, reason);
+                call_fail(call, BASTION_ERROR_SERVER_UNAVAILABLE, msg);
+        }
+}
+
+void upstream_remove(struct upstream *u) {
+        struct broker *b = u->b;
+
+        upstream_down(u, "removed from the configuration", true);
+        for (struct upstream **p = &b->upstreams; *p; p = &(*p)->next)
+                if (*p == u) {
+                        *p = u->next;
+                        break;
+                }
+        json_decref(u->tools);
+        free(u->name);
+        free(u);
+}
+
+static void upstream_violation(struct upstream *u, const char *what) {
+        log_error("worker %s broke protocol (%s); dropping its channel", u->name, what);
+        upstream_down(u, "protocol violation", false);
+}
+
+static void handshake_request(struct upstream *u, const char *method, json_t *params) {
+        _cleanup_json_ json_t *id = json_integer(u->next_id);
+
+        u->handshake_id = u->next_id++;
+        upstream_send(u, jsonrpc_request(id, method, params));
+}
+
+/* A tool the worker offers must be well-formed to be offered onwards at all. */
+static bool tool_acceptable(const json_t *t) {
+        static regex_t name_re;
+        static bool compiled;
+        const char *name = json_string_value(json_object_get(t, "name"));
+        json_t *schema = json_object_get(t, "inputSchema");
+
+        if (!compiled) {
+                compiled = regcomp(&name_re, "^[A-Za-z0-9_.-]{1,128}$", REG_EXTENDED | REG_NOSUB) == 0;
+                if (!compiled)
+                        return false;
+        }
+        return name && regexec(&name_re, name, 0, NULL, 0) == 0 && json_is_object(schema) &&
+               streq(json_string_value(json_object_get(schema, "type")), "object");
+}
+
+static void handshake_ready(struct upstream *u) {
+        json_decref(u->tools);
+        u->tools = TAKE_PTR(u->tools_next);
+        u->handshake_id = 0;
+        u->handshake_listing = false;
+        u->handshake_timer = sd_event_source_disable_unref(u->handshake_timer);
+        u->state = UPSTREAM_READY;
+        log_info("worker %s ready (generation %" PRIu64 "), %zu tool(s)", u->name, u->generation,
+                 json_array_size(u->tools));
+        for (struct call *call = u->calls; call; call = call->next)
+                if (call->pending)
+                        upstream_send(u, TAKE_PTR(call->pending));
+}
+
+static void handshake_response(struct upstream *u, const struct jsonrpc_msg *m) {
+        json_t *tools, *t, *cursor;
+        size_t i;
+
+        if (m->error || !json_is_object(m->result))
+                return upstream_violation(u, "handshake request failed");
+        if (!u->handshake_listing) {
+                upstream_send(u, jsonrpc_notification("notifications/initialized", NULL));
+                u->handshake_listing = true;
+                u->tools_next = json_array();
+                return handshake_request(u, "tools/list", NULL);
+        }
+        tools = json_object_get(m->result, "tools");
+        if (!json_is_array(tools))
+                return upstream_violation(u, "tools/list without tools");
+        json_array_foreach(tools, i, t) {
+                if (tool_acceptable(t))
+                        json_array_append(u->tools_next, t);
+                else
+                        log_warning("worker %s offers a malformed tool; not offered to clients", u->name);
+        }
+        cursor = json_object_get(m->result, "nextCursor");
+        if (json_is_string(cursor) && json_array_size(u->tools_next) < 1024)
+                return handshake_request(u, "tools/list", json_pack("{s:O}", "cursor", cursor));
+        handshake_ready(u);
+}
+
+static struct call *call_by_upstream_id(struct upstream *u, int64_t id) {
+        for (struct call *call = u->calls; call; call = call->next)
+                if (call->upstream_id == id && !call->pending)
+                        return call;
+        return NULL;
+}
+
+/* Only the resources the policy names and the caller's scopes allow are passed on. */
+static json_t *resources_filtered(const struct call *call, const json_t *resources) {
+        json_t *out, *r;
+        size_t i;
+
+        if (!json_is_array(resources))
+                return NULL;
+        out = json_array();
+        json_array_foreach(resources, i, r) {
+                const char *uri = json_string_value(json_object_get(r, "uri"));
+                if (call->client && policy_resource_allowed(&call->up->b->config, &call->client->principal,
+                                                            call->up->name, uri, NULL))
+                        json_array_append(out, r);
+        }
+        return json_pack("{s:o}", "resources", out);
+}
+
+/* Worker errors are passed on with code and message only. A legacy "resource not found" (-32002)
+ * becomes -32602 for a 2026-07-28 client, which must never see -32002. */
+static void relay_error(struct call *call, const json_t *error) {
+        const char *message = json_string_value(json_object_get(error, "message"));
+        json_int_t code = json_integer_value(json_object_get(error, "code"));
+        json_t *data = NULL;
+
+        if (call->kind == CALL_RESOURCE_READ && code == MCP_RESOURCE_NOT_FOUND) {
+                data = json_pack("{s:s}", "uri", call->tool);
+                if (call->era == ERA_MODERN)
+                        code = JSONRPC_INVALID_PARAMS;
+        }
+        call_finish(call, jsonrpc_error(call->client_id, code, message ? message : "error", data));
+}
+
+static void relay_response(struct upstream *u, const struct jsonrpc_msg *m) {
+        int64_t id = json_integer_value(m->id);
+        struct call *call;
+        json_t *result = NULL;
+
+        if (!json_is_integer(m->id) || id <= 0 || id >= u->next_id)
+                return upstream_violation(u, "response to a request never sent");
+        if (u->handshake_id && id == u->handshake_id)
+                return handshake_response(u, m);
+        call = call_by_upstream_id(u, id);
+        if (!call)
+                return;         /* answered after a cancel or a deadline: dropped */
+        if (m->error)
+                return relay_error(call, m->error);
+        if (!json_is_object(m->result))
+                return upstream_violation(u, "result is not an object");
+        switch (call->kind) {
+        case CALL_TOOL:
+                if (!json_is_array(json_object_get(m->result, "content")))
+                        return upstream_violation(u, "tools/call result without content");
+                result = json_deep_copy(m->result);
+                break;
+        case CALL_RESOURCES_LIST:
+                result = resources_filtered(call, json_object_get(m->result, "resources"));
+                if (!result)
+                        return upstream_violation(u, "resources/list result without resources");
+                break;
+        case CALL_RESOURCE_READ:
+                if (!json_is_array(json_object_get(m->result, "contents")))
+                        return upstream_violation(u, "resources/read result without contents");
+                result = json_deep_copy(m->result);
+                break;
+        }
+        if (call->era == ERA_MODERN && call->kind != CALL_TOOL) {
+                json_object_set_new(result, "ttlMs", json_integer(0));
+                json_object_set_new(result, "cacheScope", json_string("private"));
+        }
+        call_finish(call, jsonrpc_result(call->client_id, call->client ? mcp_finish_result(call->client, call->era,
+                                                                                           result) : result));
+}
+
+static void relay_notification(struct upstream *u, const struct jsonrpc_msg *m) {
+        json_t *token, *params;
+        struct call *call;
+
+        if (!streq(m->method, "notifications/progress"))
+                return;         /* logging and the like are not relayed: we did not ask for them */
+        token = json_object_get(m->params, "progressToken");
+        call = json_is_integer(token) ? call_by_upstream_id(u, json_integer_value(token)) : NULL;
+        if (!call || !call->client || !call->progress_token)
+                return;
+        params = json_deep_copy(m->params);
+        json_object_set(params, "progressToken", call->progress_token);
+        client_send(call->client, jsonrpc_notification("notifications/progress", params));
+}
+
+static void handle_worker_line(struct upstream *u, char *line, size_t len) {
+        struct jsonrpc_msg m;
+
+        if (jsonrpc_parse(line, len, &m, NULL) < 0)
+                return upstream_violation(u, "malformed message");
+        switch (m.kind) {
+        case JSONRPC_RESPONSE:
+                relay_response(u, &m);
+                break;
+        case JSONRPC_NOTIFICATION:
+                relay_notification(u, &m);
+                break;
+        case JSONRPC_REQUEST:
+                /* Workers get no sampling, elicitation or roots through us (yet); ping is harmless. */
+                if (streq(m.method, "ping"))
+                        upstream_send(u, jsonrpc_result(m.id, json_object()));
+                else
+                        upstream_send(u, jsonrpc_error(m.id, JSONRPC_METHOD_NOT_FOUND, "Method not found", NULL));
+                break;
+        }
+        jsonrpc_msg_done(&m);
+}
+
+static int on_upstream(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        struct upstream *u = userdata;
+        char *line;
+        size_t len;
+        int r;
+
+        if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+                ssize_t n = linebuf_fill(&u->in, fd);
+                if (n == 0 || (n < 0 && n != -EAGAIN)) {
+                        upstream_down(u, n == 0 ? "worker closed its channel" : "channel error", false);
+                        return 0;
+                }
+                while (u->fd >= 0 && (r = linebuf_next(&u->in, &line, &len)) != 0) {
+                        if (r < 0) {
+                                upstream_violation(u, "oversized message");
+                                return 0;
+                        }
+                        handle_worker_line(u, line, len);
+                }
+        }
+        if (u->fd >= 0 && outbuf_pending(&u->out)) {
+                r = outbuf_flush(&u->out, fd);
+                if (r < 0) {
+                        upstream_down(u, "channel write failed", false);
+                        return 0;
+                }
+        }
+        if (u->fd >= 0)
+                (void) sd_event_source_set_io_events(u->io, EPOLLIN | (outbuf_pending(&u->out) ? EPOLLOUT : 0));
+        return 0;
+}
+
+static int on_handshake_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct upstream *u = userdata;
+
+        upstream_down(u, "did not complete the MCP handshake in time", false);
+        return 0;
+}
+
+void upstream_attach(struct upstream *u, int fd, uint64_t generation) {
+        int r;
+
+        if (u->fd >= 0)
+                upstream_down(u, "replaced by a new worker", false);
+        if (fcntl(fd, F_SETFL, O_NONBLOCK) < 0) {
+                log_error_errno(errno, "worker %s: cannot set up its channel: %m", u->name);
+                safe_close(fd);
+                return;
+        }
+        linebuf_init(&u->in, BASTION_MAX_LINE);
+        outbuf_init(&u->out, BASTION_MAX_UPSTREAM_BACKLOG);
+        r = sd_event_add_io(u->b->event, &u->io, fd, EPOLLIN, on_upstream, u);
+        if (r < 0) {
+                log_error_errno(r, "worker %s: cannot watch its channel: %m", u->name);
+                safe_close(fd);
+                return;
+        }
+        u->fd = fd;
+        u->generation = generation;
+        u->state = UPSTREAM_HANDSHAKE;
+        (void) sd_event_add_time_relative(u->b->event, &u->handshake_timer, CLOCK_MONOTONIC,
+                                          BASTION_HANDSHAKE_TIMEOUT_MS * 1000ULL, 1000, on_handshake_timeout, u);
+        handshake_request(u, "initialize",
+                          json_pack("{s:s, s:{}, s:{s:s, s:s}}", "protocolVersion", MCP_LEGACY_VERSION,
+                                    "capabilities", "clientInfo", "name", "bastion-broker", "version", BROKER_VERSION));
+}
