@@ -29,6 +29,8 @@ struct broker;
 struct client;
 struct upstream;
 struct jsonrpc_msg;
+struct audit_log;
+struct secrets_store;
 
 enum era { ERA_UNKNOWN, ERA_LEGACY, ERA_MODERN };
 
@@ -53,10 +55,12 @@ struct call {
         json_t *client_id;              /* the id the client used */
         json_t *progress_token;         /* the client's token, or NULL */
         int64_t upstream_id;
+        uint64_t intent_seq;            /* its audit intent record; 0 = none */
         enum era era;
         json_t *pending;                /* message not yet sent (worker still handshaking) */
         sd_event_source *timer;
-        char tool[128];
+        char tool[128];                 /* tool name, or the resources method */
+        char *uri;                      /* resources/read: the URI asked for */
 };
 
 /* A 2025-11-25 call held while the human at the host is asked to confirm it. */
@@ -68,7 +72,7 @@ struct held_call {
         json_t *meta;
         int64_t elicit_id;
         sd_event_source *timer;
-        char tool[128];                 /* tool name, or resource URI */
+        char tool[128];
 };
 
 enum upstream_state { UPSTREAM_DOWN, UPSTREAM_HANDSHAKE, UPSTREAM_READY, UPSTREAM_FAILED };
@@ -125,6 +129,9 @@ struct broker {
         unsigned n_clients;
         struct upstream *upstreams;
         struct held_call *held;
+        struct audit_log *audit;
+        bool audit_failed;              /* sticky: every call is refused once the log cannot be written */
+        struct secrets_store *store;
 };
 
 /* main.c */
@@ -174,12 +181,24 @@ unsigned confirm_held_count(const struct broker *b);
 void approver_call(struct client *c, enum era era, json_t *id, const char *tool, json_t *arguments, json_t *meta);
 json_t *approvals_command(struct broker *b, json_t *request);
 
+/* record.c — the audit log and the secrets the broker holds */
+int record_open(struct broker *b);
+void record_close(struct broker *b);
+int record_intent(struct broker *b, struct call *call, const struct client *c, const json_t *arguments,
+                  const json_t *approval, bool side_effect);
+void record_result(struct broker *b, const struct call *call, const json_t *msg);
+void record_denial(struct broker *b, const struct client *c, const char *tool, const char *reason);
+void record_approval(struct broker *b, int event, const char *id, const struct principal *who,
+                     const char *server, const char *tool, const char *decided_by);
+void record_worker(struct broker *b, bool up, const char *server, uint64_t generation, const char *detail);
+void record_reload(struct broker *b, bool ok, const char *detail);
+
 /* upstream.c — the MCP client side of one worker */
 struct upstream *upstream_get(struct broker *b, const char *name);
 struct upstream *upstream_ensure(struct broker *b, const char *name);
 void upstream_attach(struct upstream *u, int fd, uint64_t generation);
 void upstream_down(struct upstream *u, const char *reason, bool failed);
-void upstream_remove(struct upstream *u);
+void upstream_remove(struct upstream *u, const char *reason);
 /* Forwards a tools/call; answers the client itself on every outcome. */
 void upstream_call(struct upstream *u, struct client *c, json_t *client_id, enum era era,
                    const char *tool, json_t *arguments, json_t *client_meta, json_t *approval);

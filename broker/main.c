@@ -11,6 +11,7 @@
 #include <sodium.h>
 
 #include "broker.h"
+#include "broker/audit/audit.h"
 #include "chan.h"
 #include "log.h"
 #include "sandbox.h"
@@ -57,7 +58,7 @@ static int apply_config(struct broker *b, json_t *payload) {
                 n = u->next;
                 if (!config_find_server(&next, u->name)) {
                         clients_drop_server(b, u->name);
-                        upstream_remove(u);
+                        upstream_remove(u, "removed from the configuration");
                 }
         }
         for (size_t i = 0; i < next.n_servers; i++)
@@ -65,8 +66,22 @@ static int apply_config(struct broker *b, json_t *payload) {
                         return log_oom();
         config_free(&b->config);
         b->config = next;
-        b->have_config = true;
-        log_info("configuration %s applied", b->config.path);
+        if (!b->have_config) {
+                b->have_config = true;
+                log_info("configuration %s applied", b->config.path);
+                /* Secrets and the audit log are opened once, with the first configuration. */
+                r = record_open(b);
+                if (r < 0)
+                        return r;
+                /* From here on nothing is opened but the next audit file (docs/sandbox.md). A failure
+                 * ends the broker with status 1 (on_supervisor): it is half confined. */
+                return sandbox_lockdown(&(struct sandbox_lockdown) {
+                        .role = SANDBOX_ROLE_BROKER,
+                        .append_dir = b->config.audit_dir ?: AUDIT_DEFAULT_DIR,
+                });
+        }
+        log_info("configuration %s reloaded", b->config.path);
+        record_reload(b, true, NULL);
         return 0;
 }
 
@@ -107,6 +122,7 @@ static int worker_up(struct broker *b, struct chan_msg *m) {
                 return 0;
         }
         upstream_attach(u, fd, generation);
+        record_worker(b, true, name, generation, NULL);
         return 0;
 }
 
@@ -121,8 +137,10 @@ static int worker_down(struct broker *b, struct chan_msg *m) {
                 return -EBADMSG;
         u = upstream_get(b, name);
         /* A late word about an older generation must not take down its successor. */
-        if (u && !(u->fd >= 0 && generation >= 0 && (uint64_t) generation != u->generation))
+        if (u && !(u->fd >= 0 && generation >= 0 && (uint64_t) generation != u->generation)) {
                 upstream_down(u, reason, failed);
+                record_worker(b, false, name, generation < 0 ? 0 : generation, reason);
+        }
         return 0;
 }
 
@@ -216,10 +234,11 @@ static void broker_done(struct broker *b) {
         while (b->clients)
                 client_free(b->clients);
         while (b->upstreams)
-                upstream_remove(b->upstreams);
+                upstream_remove(b->upstreams, "the broker is stopping");
         sd_event_source_disable_unref(b->listen_io);
         sd_event_source_disable_unref(b->sup_io);
         safe_close(b->listen_fd);
+        record_close(b);
         config_free(&b->config);
         sd_event_unref(b->event);
 }

@@ -90,6 +90,7 @@ static void call_finish(struct call *call, json_t *msg) {
         struct broker *b = call->up->b;
 
         call_unlink(call);
+        record_result(b, call, msg);
         if (call->client) {
                 call->client->inflight--;
                 if (msg)
@@ -102,6 +103,7 @@ static void call_finish(struct call *call, json_t *msg) {
         json_decref(call->client_id);
         json_decref(call->progress_token);
         json_decref(call->pending);
+        free(call->uri);
         free(call);
         broker_maybe_finish_stop(b);
 }
@@ -183,7 +185,8 @@ static struct call *call_new(struct upstream *u, struct client *c, json_t *clien
 }
 
 /* Arms the deadline and sends (or, while the worker is not ready, queues) the request. */
-static void call_start(struct call *call, struct client *c, const char *method, json_t *params) {
+static void call_start(struct call *call, struct client *c, const char *method, json_t *params,
+                       const json_t *audit_args, bool side_effect) {
         struct upstream *u = call->up;
         const struct server_config *s = config_find_server(&u->b->config, u->name);
         unsigned timeout_ms = s && s->call_timeout_ms ? s->call_timeout_ms : u->b->config.call_timeout_ms;
@@ -191,13 +194,22 @@ static void call_start(struct call *call, struct client *c, const char *method, 
         int r;
 
         call->pending = jsonrpc_request(idj, method, params);
+        call->next = u->calls;
+        u->calls = call;
+        c->inflight++;
+        /* The intent is on record (on disk, for a side effect) before the worker hears of the call. */
+        r = record_intent(u->b, call, c, audit_args,
+                          json_object_get(json_object_get(json_object_get(params, "_meta"), META_PRINCIPAL), "approval"),
+                          side_effect);
+        if (r < 0) {
+                call->intent_seq = 0;
+                call_fail(call, BASTION_ERROR_AUDIT, "Refused: the audit log cannot be written, so nothing may run");
+                return;
+        }
         r = sd_event_add_time_relative(u->b->event, &call->timer, CLOCK_MONOTONIC, (uint64_t) timeout_ms * 1000,
                                        1000, on_call_timeout, call);
         if (r < 0)
                 log_error_errno(r, "Failed to arm a call deadline: %m");
-        call->next = u->calls;
-        u->calls = call;
-        c->inflight++;
         if (u->state == UPSTREAM_READY)
                 upstream_send(u, TAKE_PTR(call->pending));
         /* Otherwise it waits for the worker (re)start, bounded by its deadline. */
@@ -205,27 +217,37 @@ static void call_start(struct call *call, struct client *c, const char *method, 
 
 void upstream_call(struct upstream *u, struct client *c, json_t *client_id, enum era era, const char *tool,
                    json_t *arguments, json_t *client_meta, json_t *approval) {
+        const struct server_config *s = config_find_server(&u->b->config, u->name);
+        const struct tool_policy *tp = s ? server_find_tool(s, tool) : NULL;
+        const json_t *annotations = json_object_get(upstream_tool(u, tool), "annotations");
+        _cleanup_json_ json_t *args = arguments ? json_incref(arguments) : json_object();
         json_t *meta;
         struct call *call = call_new(u, c, client_id, era, CALL_TOOL, tool, client_meta, approval, &meta);
+        /* A side effect unless the policy asks no approval and the worker says it only reads. */
+        bool side_effect = !tp || tp->approval != APPROVAL_NONE ||
+                           !json_is_true(json_object_get(annotations, "readOnlyHint"));
 
         if (!call)
                 return;
-        call_start(call, c, "tools/call", json_pack("{s:s, s:o, s:o}", "name", tool,
-                   "arguments", arguments ? json_incref(arguments) : json_object(), "_meta", meta));
+        call_start(call, c, "tools/call", json_pack("{s:s, s:O, s:o}", "name", tool, "arguments", args,
+                                                    "_meta", meta), args, side_effect);
 }
 
 void upstream_resource(struct upstream *u, struct client *c, json_t *client_id, enum era era, enum call_kind kind,
                        const char *uri, json_t *client_meta) {
         json_t *meta, *params;
-        struct call *call = call_new(u, c, client_id, era, kind, uri ? uri : "resources/list", client_meta, NULL,
-                                     &meta);
+        struct call *call = call_new(u, c, client_id, era, kind, kind == CALL_RESOURCE_READ ? "resources/read" :
+                                     "resources/list", client_meta, NULL, &meta);
 
         if (!call)
                 return;
+        _cleanup_json_ json_t *audit_args = uri ? json_pack("{s:s}", "uri", uri) : json_object();
+
         params = json_pack("{s:o}", "_meta", meta);
         if (uri)
                 json_object_set_new(params, "uri", json_string(uri));
-        call_start(call, c, kind == CALL_RESOURCE_READ ? "resources/read" : "resources/list", params);
+        call_start(call, c, kind == CALL_RESOURCE_READ ? "resources/read" : "resources/list", params, audit_args,
+                   false);
 }
 
 static struct call *call_by_client(struct upstream *u, struct client *c, json_t *client_id) {
@@ -293,10 +315,10 @@ void upstream_down(struct upstream *u, const char *reason, bool failed) {
         }
 }
 
-void upstream_remove(struct upstream *u) {
+void upstream_remove(struct upstream *u, const char *reason) {
         struct broker *b = u->b;
 
-        upstream_down(u, "removed from the configuration", true);
+        upstream_down(u, reason, true);
         for (struct upstream **p = &b->upstreams; *p; p = &(*p)->next)
                 if (*p == u) {
                         *p = u->next;
@@ -408,7 +430,7 @@ static void relay_error(struct call *call, const json_t *error) {
         json_t *data = NULL;
 
         if (call->kind == CALL_RESOURCE_READ && code == MCP_RESOURCE_NOT_FOUND) {
-                data = json_pack("{s:s}", "uri", call->tool);
+                data = json_pack("{s:s}", "uri", call->uri ? call->uri : "");
                 if (call->era == ERA_MODERN)
                         code = JSONRPC_INVALID_PARAMS;
         }

@@ -87,8 +87,54 @@
 /* After lockdown: SQLite holds the db, its journal or WAL and the directory; the channel and a
  * passed credential come on top. 64 leaves room without allowing fd-table ballooning. */
 #define BASTION_SANDBOX_MAX_OPEN_FILES 64
+/* The broker and the front after their lockdown: one fd per client connection, plus worker
+ * channels, the audit log, the event loop's own fds and passed fds in flight. */
+#define BASTION_SANDBOX_HUB_MAX_OPEN_FILES (BASTION_MAX_CLIENTS + 512)
 /* Tasks of the confined uid: a worker runs one thread; a little headroom, no fork bomb. */
 #define BASTION_SANDBOX_MAX_TASKS 16
 /* The worker's tmpfs root holds only mount points (the state dir lives on the host fs). */
 #define BASTION_SANDBOX_ROOT_SIZE "256k"
 #define BASTION_SANDBOX_ROOT_INODES "64"
+/* sandbox_attest_wait() polls /proc at this interval while a child finishes its lockdown. */
+#define BASTION_SANDBOX_ATTEST_POLL_US 500
+
+/* Supervisor (supervisor/). Worker uid ranges are checked against the account database one uid at
+ * a time at load; a range larger than this is a typo, not a plan. */
+#define BASTION_MAX_WORKER_UID_RANGE 65536
+/* A worker is attested once its lockdown is complete (seccomp is the last step); it is polled this
+ * often and must get there within the timeout, or it is killed as unconfined. */
+#define BASTION_ATTEST_POLL_MS 2
+#define BASTION_ATTEST_TIMEOUT_MS 5000
+/* A child asked to stop (SIGTERM) gets this long before SIGKILL. */
+#define BASTION_KILL_TIMEOUT_MS 1000
+/* Control socket: concurrent bastionctl connections and the size of one request line. */
+#define BASTION_MAX_CONTROL_CLIENTS 64
+#define BASTION_MAX_CONTROL_LINE (64 * 1024)
+/* bastion.conf is read into memory whole; a real one is a few KiB. */
+#define BASTION_MAX_CONFIG_FILE (1024 * 1024)
+/* bastion-stdio relays bytes, not messages: this much per direction is buffered before it stops
+ * reading that side and lets the pipe or socket apply back-pressure. */
+#define BASTION_STDIO_BUFFER (64 * 1024)
+
+/* Bearer tokens (broker/auth, docs/auth.md). A signed access token with a handful of claims is well
+ * under 2 KiB; 8 KiB is the common header-size budget of HTTP servers, and nothing larger is parsed. */
+#define BASTION_JWT_MAX_TOKEN 8192
+/* The JWKS document the broker reads: a few public keys plus rotation spares. */
+#define BASTION_JWKS_MAX_DOC (256 * 1024)
+#define BASTION_JWKS_MAX_KEYS 64
+#define BASTION_JWK_MAX_KID 128
+/* RSA below 2048 bits is breakable; above 8192 bits a verify costs enough to be a DoS lever. */
+#define BASTION_JWT_RSA_MIN_BITS 2048
+#define BASTION_JWT_RSA_MAX_BITS 8192
+/* Claims copied into a principal: bounded so a verified token is a fixed-size record (and cacheable). */
+#define BASTION_JWT_MAX_AUD 16
+#define BASTION_JWT_MAX_SUB 255
+#define BASTION_JWT_MAX_SCOPE 1023
+#define BASTION_JWT_MAX_ROLE 127
+#define BASTION_JWT_MAX_TENANT 255
+/* Clock skew tolerated between the authorization server and us for exp, nbf and iat. */
+#define BASTION_JWT_DEFAULT_LEEWAY_SEC 60
+/* Verified-token cache: entries (about 2 KiB each) before it is cleared and refilled. */
+#define BASTION_JWT_CACHE_ENTRIES 4096
+/* bastionctl reads one answer line from the control socket; a workers list is a few KiB. */
+#define BASTION_MAX_CONTROL_REPLY (4 * 1024 * 1024)

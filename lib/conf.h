@@ -41,6 +41,7 @@ struct server_config {
         uint64_t memory_max;    /* bytes; 0 = no limit */
         unsigned call_timeout_ms;
         bool demo_data;         /* seed the deterministic demo data set into an empty database */
+        char *credential;       /* name of the secret handed to this worker at fd 4, or NULL */
         struct tool_policy *tools;
         size_t n_tools;
         struct resource_policy *resources;
@@ -70,11 +71,17 @@ struct bastion_config {
         char *state_dir;
         char *runtime_dir;
         char *libexec_dir;              /* where bastion-broker and bastion-worker live */
+        char *audit_dir;                /* the audit log directory (bastion-audit(5)) */
+        bool audit_journal;             /* mirror audit records to the journal */
+        char *secrets_store;            /* the encrypted store (bastionctl secrets) */
+        char *secrets_key_file;         /* its key; NULL: $CREDENTIALS_DIRECTORY, then the default file */
         gid_t admin_gid;                /* group allowed on the control socket (besides root) */
         bool has_admin_gid;
         uid_t worker_uid_min, worker_uid_max;
         unsigned call_timeout_ms;
         unsigned max_inflight;
+        unsigned confirm_timeout_ms;    /* how long a confirm question (and its requestState) is valid */
+        unsigned approval_ttl_ms;       /* how long an approver-level request waits for a decision */
         struct role *roles;
         size_t n_roles;
         struct principal_map *principals;

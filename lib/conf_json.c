@@ -40,6 +40,9 @@ void config_free(struct bastion_config *c) {
         free(c->state_dir);
         free(c->runtime_dir);
         free(c->libexec_dir);
+        free(c->audit_dir);
+        free(c->secrets_store);
+        free(c->secrets_key_file);
         for (size_t i = 0; i < c->n_roles; i++) {
                 free(c->roles[i].name);
                 strv_free(c->roles[i].scopes, c->roles[i].n_scopes);
@@ -56,6 +59,7 @@ void config_free(struct bastion_config *c) {
                 free(s->domain);
                 free(s->state_dir);
                 free(s->db_path);
+                free(s->credential);
                 for (size_t k = 0; k < s->n_tools; k++) {
                         free(s->tools[k].name);
                         strv_free(s->tools[k].scopes, s->tools[k].n_scopes);
@@ -102,19 +106,23 @@ json_t *config_to_json(const struct bastion_config *c) {
                         json_array_append_new(tools, json_pack("{s:s, s:o, s:s}", "name", s->tools[k].name,
                                         "scopes", strv_to_json(s->tools[k].scopes, s->tools[k].n_scopes),
                                         "approval", approval_to_string(s->tools[k].approval)));
-                json_array_append_new(servers, json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:b, s:o, s:o}",
+                json_array_append_new(servers, json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:b, s:s*, s:o, s:o}",
                                 "name", s->name, "domain", s->domain, "state_dir", s->state_dir,
                                 "db_path", s->db_path, "uid", (json_int_t) s->uid, "gid", (json_int_t) s->gid,
                                 "memory_max", (json_int_t) s->memory_max,
                                 "call_timeout_ms", (json_int_t) s->call_timeout_ms, "demo_data", s->demo_data,
-                                "tools", tools, "resources", resources));
+                                "credential", s->credential, "tools", tools, "resources", resources));
         }
-        return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:o, s:o, s:o}",
+        return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s*, s:b, s:s*, s:s*, s:I, s:I, s:I, s:I, s:o, s:o, s:o}",
                          "path", c->path, "socket_path", c->socket_path,
                          "control_socket_path", c->control_socket_path, "state_dir", c->state_dir,
                          "runtime_dir", c->runtime_dir, "libexec_dir", c->libexec_dir,
+                         "audit_dir", c->audit_dir, "audit_journal", c->audit_journal,
+                         "secrets_store", c->secrets_store, "secrets_key_file", c->secrets_key_file,
                          "call_timeout_ms", (json_int_t) c->call_timeout_ms,
                          "max_inflight", (json_int_t) c->max_inflight,
+                         "confirm_timeout_ms", (json_int_t) c->confirm_timeout_ms,
+                         "approval_ttl_ms", (json_int_t) c->approval_ttl_ms,
                          "roles", roles, "principals", principals, "servers", servers);
 }
 
@@ -139,17 +147,17 @@ static int strv_from_json(json_t *a, char ***ret, size_t *ret_n) {
 static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
 
 static int server_from_json(json_t *j, struct server_config *s) {
-        const char *name, *domain, *state_dir, *db_path;
+        const char *name, *domain, *state_dir, *db_path, *credential = NULL;
         json_int_t uid, gid, mem, timeout;
         int demo;
         json_t *tools, *t, *resources;
         size_t i;
         int r;
 
-        if (json_unpack(j, "{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:b, s:o, s:o !}", "name", &name, "domain", &domain,
-                        "state_dir", &state_dir, "db_path", &db_path, "uid", &uid, "gid", &gid,
+        if (json_unpack(j, "{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:b, s?s, s:o, s:o !}", "name", &name,
+                        "domain", &domain, "state_dir", &state_dir, "db_path", &db_path, "uid", &uid, "gid", &gid,
                         "memory_max", &mem, "call_timeout_ms", &timeout, "demo_data", &demo,
-                        "tools", &tools, "resources", &resources) < 0 ||
+                        "credential", &credential, "tools", &tools, "resources", &resources) < 0 ||
             !json_is_array(tools) || !json_is_array(resources))
                 return -EBADMSG;
         s->name = strdup(name);
@@ -161,6 +169,7 @@ static int server_from_json(json_t *j, struct server_config *s) {
         s->memory_max = mem;
         s->call_timeout_ms = timeout;
         s->demo_data = demo;
+        s->credential = dup_or_null(credential);
         s->tools = calloc(json_array_size(tools) + 1, sizeof(*s->tools));
         if (!s->tools)
                 return -ENOMEM;
@@ -199,16 +208,18 @@ static int server_from_json(json_t *j, struct server_config *s) {
 
 int config_from_json(json_t *j, struct bastion_config *ret) {
         struct bastion_config c = {};
-        const char *path, *sock, *ctl, *state, *run, *libexec;
-        json_int_t timeout, inflight;
+        const char *path, *sock, *ctl, *state, *run, *libexec, *audit = NULL, *store = NULL, *key = NULL;
+        int journal = 0;
+        json_int_t timeout, inflight, confirm_ms, ttl_ms;
         json_t *roles, *principals, *servers, *v;
         size_t i;
         int r = -EBADMSG;
 
-        if (json_unpack(j, "{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:o, s:o, s:o !}", "path", &path,
+        if (json_unpack(j, "{s:s, s:s, s:s, s:s, s:s, s:s, s?s, s:b, s?s, s?s, s:I, s:I, s:I, s:I, s:o, s:o, s:o !}", "path", &path,
                         "socket_path", &sock, "control_socket_path", &ctl, "state_dir", &state,
-                        "runtime_dir", &run, "libexec_dir", &libexec, "call_timeout_ms", &timeout,
-                        "max_inflight", &inflight, "roles", &roles, "principals", &principals,
+                        "runtime_dir", &run, "libexec_dir", &libexec, "audit_dir", &audit, "audit_journal", &journal,
+                        "secrets_store", &store, "secrets_key_file", &key, "call_timeout_ms", &timeout,
+                        "max_inflight", &inflight, "confirm_timeout_ms", &confirm_ms, "approval_ttl_ms", &ttl_ms, "roles", &roles, "principals", &principals,
                         "servers", &servers) < 0 ||
             !json_is_array(roles) || !json_is_array(principals) || !json_is_array(servers))
                 goto fail;
@@ -218,8 +229,14 @@ int config_from_json(json_t *j, struct bastion_config *ret) {
         c.state_dir = strdup(state);
         c.runtime_dir = strdup(run);
         c.libexec_dir = strdup(libexec);
+        c.audit_dir = dup_or_null(audit);
+        c.audit_journal = journal;
+        c.secrets_store = dup_or_null(store);
+        c.secrets_key_file = dup_or_null(key);
         c.call_timeout_ms = timeout;
         c.max_inflight = inflight;
+        c.confirm_timeout_ms = confirm_ms;
+        c.approval_ttl_ms = ttl_ms;
 
         c.roles = calloc(json_array_size(roles) + 1, sizeof(*c.roles));
         c.principals = calloc(json_array_size(principals) + 1, sizeof(*c.principals));

@@ -1,1 +1,52 @@
-# workers: see Makefile.am
+# bastion-worker: the MCP server skeleton and one directory per domain.
+WORKER_SOURCES = \
+	workers/worker.h \
+	workers/mcp_server.c \
+	workers/inventory/inventory.h \
+	workers/inventory/inventory.c \
+	workers/inventory/store.c
+
+pkglibexec_PROGRAMS += bastion-worker
+bastion_worker_SOURCES = $(WORKER_SOURCES) workers/main.c
+bastion_worker_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(SQLITE_CFLAGS)
+bastion_worker_LDADD = $(SANDBOX_LIBS) $(LIBBASTION) $(SQLITE_LIBS)
+
+if HAVE_CRITERION
+check_PROGRAMS += tests/unit/test_framing tests/unit/test_schema tests/unit/test_inventory
+CRITERION_TESTS += tests/unit/test_framing tests/unit/test_schema tests/unit/test_inventory
+WORKER_TEST_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(SQLITE_CFLAGS) $(CRITERION_CFLAGS)
+WORKER_TEST_LDADD = $(LIBBASTION) $(SQLITE_LIBS) $(CRITERION_LIBS)
+tests_unit_test_framing_SOURCES = tests/unit/test_framing.c tests/unit/worker_test.h $(WORKER_SOURCES)
+# test_framing also runs the real binary over a socketpair.
+tests_unit_test_framing_CFLAGS = $(WORKER_TEST_CFLAGS) -DBASTION_WORKER_PATH=\"$(abs_top_builddir)/bastion-worker\"
+tests_unit_test_framing_LDADD = $(WORKER_TEST_LDADD)
+EXTRA_tests_unit_test_framing_DEPENDENCIES = bastion-worker
+tests_unit_test_inventory_SOURCES = tests/unit/test_inventory.c tests/unit/worker_test.h $(WORKER_SOURCES)
+tests_unit_test_inventory_CFLAGS = $(WORKER_TEST_CFLAGS)
+tests_unit_test_inventory_LDADD = $(WORKER_TEST_LDADD)
+tests_unit_test_schema_SOURCES = tests/unit/test_schema.c
+tests_unit_test_schema_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(CRITERION_CFLAGS)
+tests_unit_test_schema_LDADD = $(LIBBASTION) $(CRITERION_LIBS)
+endif
+
+# The fuzz targets of lib/jsonrpc, lib/linebuf and lib/schema live with their corpora in tests/fuzz/.
+include tests/fuzz/local.mk
+
+# The record-keeping domains (orders, logistics, returns, payments) and what they share. Appended to
+# WORKER_SOURCES, so bastion-worker and every worker test link them.
+WORKER_SOURCES += \
+	workers/records.h \
+	workers/records.c \
+	workers/demo.c \
+	workers/orders/orders.c \
+	workers/logistics/logistics.c \
+	workers/returns/returns.c \
+	workers/payments/payments.c
+
+if HAVE_CRITERION
+check_PROGRAMS += tests/unit/test_domains
+CRITERION_TESTS += tests/unit/test_domains
+tests_unit_test_domains_SOURCES = tests/unit/test_domains.c tests/unit/worker_test.h $(WORKER_SOURCES)
+tests_unit_test_domains_CFLAGS = $(WORKER_TEST_CFLAGS)
+tests_unit_test_domains_LDADD = $(WORKER_TEST_LDADD)
+endif

@@ -13,6 +13,7 @@
 
 #include <sodium.h>
 
+#include "broker/audit/audit.h"
 #include "broker/broker.h"
 #include "jsonrpc.h"
 #include "log.h"
@@ -67,14 +68,23 @@ static void approval_free(struct pending_approval *a) {
 }
 
 /* Expired approvals are gone, whatever their state. */
-static unsigned approvals_expire(void) {
+static struct principal requester_of(const struct pending_approval *a) {
+        struct principal p = { .uid = a->requester_uid };
+
+        snprintf(p.sub, sizeof(p.sub), "%s", a->requester);
+        return p;
+}
+
+static unsigned approvals_expire(struct broker *b) {
         uint64_t now = now_ms();
         unsigned n = 0;
 
         for (struct pending_approval *a = approvals, *next; a; a = next) {
                 next = a->next;
                 if (a->expires_ms <= now) {
+                        struct principal p = requester_of(a);
                         log_info("approval %s (%s/%s for %s) expired", a->id, a->server, a->tool, a->requester);
+                        record_approval(b, AUDIT_APPROVAL_EXPIRED, a->id, &p, a->server, a->tool, NULL);
                         approval_free(a);
                 } else
                         n++;
@@ -102,7 +112,7 @@ void approver_call(struct client *c, enum era era, json_t *id, const char *tool,
         struct pending_approval *a;
 
         digest_arguments(args, digest);
-        approvals_expire();
+        approvals_expire(c->b);
         a = approval_match(c, tool, digest);
         if (a && a->state == APPROVAL_GRANTED) {
                 json_t *record = json_pack("{s:s, s:s, s:I, s:s}", "how", "approver", "who", a->decided_by,
@@ -122,7 +132,7 @@ void approver_call(struct client *c, enum era era, json_t *id, const char *tool,
                 approval_free(a);       /* reported once; asking again makes a new request */
                 return refuse(c, era, id, msg);
         }
-        if (approvals_expire() >= BASTION_MAX_APPROVALS)
+        if (approvals_expire(c->b) >= BASTION_MAX_APPROVALS)
                 return refuse(c, era, id, "Not run: too many approvals are waiting; nothing was done");
         a = calloc(1, sizeof(*a));
         if (!a)
@@ -137,14 +147,15 @@ void approver_call(struct client *c, enum era era, json_t *id, const char *tool,
         memcpy(a->digest, digest, sizeof(a->digest));
         a->arguments = json_deep_copy(args);
         a->created_ms = now_ms();
-        a->expires_ms = a->created_ms + BASTION_APPROVAL_TTL_MS;
+        a->expires_ms = a->created_ms + c->b->config.approval_ttl_ms;
         a->next = approvals;
         approvals = a;
         log_info("approval %s requested by %s for %s/%s", a->id, a->requester, a->server, a->tool);
+        record_approval(c->b, AUDIT_APPROVAL_REQUESTED, a->id, &c->principal, a->server, a->tool, NULL);
         snprintf(msg, sizeof(msg), "Not run yet: %s.%s needs approval by a second person. Approval %s was requested "
-                 "(valid %d minutes). Someone whose role holds %s runs `bastionctl approvals approve %s`; then "
+                 "(valid %u s). Someone whose role holds %s runs `bastionctl approvals approve %s`; then "
                  "repeat exactly this call, which will run once.", c->server, tool, a->id,
-                 BASTION_APPROVAL_TTL_MS / 60000, GRANT_SCOPE, a->id);
+                 c->b->config.approval_ttl_ms / 1000, GRANT_SCOPE, a->id);
         refuse(c, era, id, msg);
 }
 
@@ -180,7 +191,7 @@ json_t *approvals_command(struct broker *b, json_t *request) {
         if (json_unpack(request, "{s:s, s?s, s:I, s:I, s?o}", "op", &op, "id", &id, "uid", &uid, "gid", &gid,
                         "groups", &groups) < 0)
                 return reply_error("malformed approvals request");
-        approvals_expire();
+        approvals_expire(b);
         if (streq(op, "list")) {
                 list = json_array();
                 for (a = approvals; a; a = a->next)
@@ -213,5 +224,10 @@ json_t *approvals_command(struct broker *b, json_t *request) {
         a->decided_ms = now_ms();
         snprintf(a->decided_by, sizeof(a->decided_by), "%s", peer.sub);
         log_info("approval %s %s by %s", a->id, state_names[a->state], peer.sub);
+        {
+                struct principal p = requester_of(a);
+                record_approval(b, a->state == APPROVAL_GRANTED ? AUDIT_APPROVAL_GRANTED : AUDIT_APPROVAL_DENIED,
+                                a->id, &p, a->server, a->tool, peer.sub);
+        }
         return json_pack("{s:b, s:o}", "ok", 1, "approval", approval_to_json(a));
 }

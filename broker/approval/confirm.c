@@ -16,6 +16,7 @@
 
 #include <sodium.h>
 
+#include "broker/audit/audit.h"
 #include "broker/broker.h"
 #include "jsonrpc.h"
 #include "log.h"
@@ -94,6 +95,7 @@ static void not_confirmed(struct client *c, enum era era, json_t *id, const char
         char msg[256];
 
         log_info("confirmation of %s/%s by %s: %s", c->server, tool, c->principal.sub, action);
+        record_approval(c->b, AUDIT_APPROVAL_DENIED, "confirm", &c->principal, c->server, tool, c->principal.sub);
         snprintf(msg, sizeof(msg), "Not confirmed (%s): %s was not run; nothing was done", action, tool);
         tool_error(c, era, id, msg);
 }
@@ -158,7 +160,7 @@ static void confirm_legacy(struct client *c, json_t *id, const char *tool, json_
         h->elicit_id = next_elicit_id++;
         snprintf(h->tool, sizeof(h->tool), "%s", tool);
         (void) sd_event_add_time_relative(c->b->event, &h->timer, CLOCK_MONOTONIC,
-                                          BASTION_CONFIRM_TIMEOUT_MS * 1000ULL, 1000, on_held_timeout, h);
+                                          c->b->config.confirm_timeout_ms * 1000ULL, 1000, on_held_timeout, h);
         h->next = c->b->held;
         c->b->held = h;
         c->inflight++;
@@ -221,7 +223,7 @@ static char *state_seal(const struct client *c, const char *tool, const json_t *
         sodium_bin2hex(once_hex, sizeof(once_hex), once, sizeof(once));
         j = json_pack("{s:i, s:I, s:s, s:s, s:s, s:I, s:s}", "v", 1, "uid", (json_int_t) c->principal.uid,
                       "server", c->server, "tool", tool, "args", digest,
-                      "exp", (json_int_t) (now_ms() + BASTION_CONFIRM_TIMEOUT_MS), "once", once_hex);
+                      "exp", (json_int_t) (now_ms() + c->b->config.confirm_timeout_ms), "once", once_hex);
         plain = json_dumps(j, JSON_COMPACT);
         if (!plain)
                 return NULL;

@@ -141,6 +141,7 @@ static void handle_tools_call(struct client *c, enum era era, json_t *id, json_t
         /* Fail closed: a tool the policy does not name does not exist, whatever the worker offers. */
         if (!tp || !tool) {
                 snprintf(msg, sizeof(msg), "Unknown tool: %.100s", name);
+                record_denial(c->b, c, name, "unknown tool");
                 return reply_error(c, id, JSONRPC_INVALID_PARAMS, msg, NULL);
         }
         missing = policy_missing_scope(cfg, &c->principal, tp->scopes, tp->n_scopes);
@@ -148,14 +149,19 @@ static void handle_tools_call(struct client *c, enum era era, json_t *id, json_t
                 snprintf(msg, sizeof(msg), "Permission denied: tool %s requires scope %s, which role %s does not grant",
                          tp->name, missing, policy_role(cfg, &c->principal) ? policy_role(cfg, &c->principal)->name : "(none)");
                 log_notice("denied %s: %s/%s needs %s", c->principal.sub, c->server, tp->name, missing);
+                record_denial(c->b, c, tp->name, msg);
                 return reply_tool_error(c, era, id, msg);
         }
         r = schema_validate(json_object_get(tool, "inputSchema"), arguments ? arguments : empty, err, sizeof(err));
         if (r < 0) {
                 snprintf(msg, sizeof(msg), "Invalid arguments for %s: %s", tp->name,
                          r == -EINVAL ? err : "its input schema uses a keyword the broker cannot check, so it is refused");
+                record_denial(c->b, c, tp->name, msg);
                 return reply_tool_error(c, era, id, msg);
         }
+        if (c->b->audit_failed)
+                return reply_error(c, id, BASTION_ERROR_AUDIT, "Refused: the audit log cannot be written, so nothing "
+                                   "may run", NULL);
         if (c->inflight >= cfg->max_inflight)
                 return reply_error(c, id, BASTION_ERROR_OVERLOADED, "Too many calls in flight on this connection", NULL);
         if (tp->approval == APPROVAL_CONFIRM)

@@ -27,20 +27,31 @@ const char *policy_missing_scope(const struct bastion_config *cfg, const struct 
         return NULL;
 }
 
+/* Entries with the longest matching prefix are alternatives: one whose scopes are all held allows. */
 bool policy_resource_allowed(const struct bastion_config *cfg, const struct principal *p, const char *server,
                              const char *uri, const char **ret_missing) {
         const struct server_config *s = config_find_server(cfg, server);
-        const struct resource_policy *rp = s ? server_find_resource(s, uri) : NULL;
-        const char *missing;
+        const struct resource_policy *best = s ? server_find_resource(s, uri) : NULL;
+        const char *missing = NULL;
 
         if (ret_missing)
                 *ret_missing = NULL;
-        if (!rp)
+        if (!best)
                 return false;
-        missing = policy_missing_scope(cfg, p, rp->scopes, rp->n_scopes);
+        for (size_t i = 0; i < s->n_resources; i++) {
+                const struct resource_policy *rp = &s->resources[i];
+                const char *m;
+                if (!streq(rp->uri_prefix, best->uri_prefix))
+                        continue;
+                m = policy_missing_scope(cfg, p, rp->scopes, rp->n_scopes);
+                if (!m)
+                        return true;
+                if (!missing)
+                        missing = m;
+        }
         if (ret_missing)
                 *ret_missing = missing;
-        return !missing;
+        return false;
 }
 
 bool policy_server_has_resources(const struct bastion_config *cfg, const char *server) {

@@ -1,0 +1,214 @@
+/* What the broker writes to the audit log, and the secrets it holds: the glue between the event
+ * loop and broker/audit (the log) and broker/secrets (the store). Every record is written before
+ * the action it describes is taken or its result is shown to anyone; a log that cannot be written
+ * stops calls (fail closed). */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "broker/audit/audit.h"
+#include "broker/broker.h"
+#include "broker/secrets/store.h"
+#include "jsonrpc.h"
+#include "log.h"
+#include "util.h"
+
+#define DEFAULT_AUDIT_DIR AUDIT_DEFAULT_DIR
+
+/* First start on a fresh host: like ssh-keygen -A, create the store key, the store and the audit
+ * signing key, so the audit log is signed from the first record. Never overwrites anything. */
+static int secrets_first_start(const struct bastion_config *cfg, const char *store_path) {
+        _cleanup_(secrets_store_freep) struct secrets_store *store = NULL;
+        _cleanup_secret_ struct secret *key = NULL;
+        const char *key_file = cfg->secrets_key_file ? cfg->secrets_key_file : SECRETS_DEFAULT_KEY_FILE;
+        uint8_t seed[AUDIT_SEED_BYTES];
+        int r;
+
+        r = secrets_key_load(cfg->secrets_key_file, &key);
+        if (r == -ENOENT) {
+                _cleanup_free_ char *dir = strdup(key_file);
+                /* The key's directory is root's alone (0700); created on first start if missing. */
+                if (!dir)
+                        return log_oom();
+                if (strrchr(dir, '/') && strrchr(dir, '/') != dir) {
+                        *strrchr(dir, '/') = '\0';
+                        if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+                                return log_error_errno(errno, "Failed to create %s: %m", dir);
+                }
+                r = secrets_key_create(key_file);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to create the secrets key %s: %m", key_file);
+                log_notice("created the secrets key %s", key_file);
+                r = secrets_key_load(cfg->secrets_key_file, &key);
+        }
+        if (r < 0)
+                return log_error_errno(r, "Failed to load the secrets key: %m");
+        r = secrets_store_open(store_path, key, true, &store);
+        if (r < 0)
+                return log_error_errno(r, "Failed to create the secrets store %s: %m", store_path);
+        randombytes_buf(seed, sizeof(seed));
+        r = secrets_store_set(store, AUDIT_SIGNING_KEY_NAME, seed, sizeof(seed));
+        sodium_memzero(seed, sizeof(seed));
+        if (r >= 0)
+                r = secrets_store_save(store);
+        if (r < 0)
+                return log_error_errno(r, "Failed to store the audit signing key: %m");
+        log_notice("created the secrets store %s with a new audit signing key", store_path);
+        return 0;
+}
+
+static char *store_path_of(const struct bastion_config *cfg) {
+        char *p = NULL;
+
+        if (cfg->secrets_store)
+                return strdup(cfg->secrets_store);
+        return asprintf(&p, "%s/secrets.store", cfg->state_dir) < 0 ? NULL : p;
+}
+
+int record_open(struct broker *b) {
+        const struct bastion_config *cfg = &b->config;
+        _cleanup_secret_ struct secret *key = NULL, *seed = NULL;
+        _cleanup_free_ char *store_path = store_path_of(cfg);
+        uint8_t pub[AUDIT_PUBKEY_BYTES];
+        char pub_hex[AUDIT_PUBKEY_HEX];
+        int r;
+
+        if (!store_path)
+                return log_oom();
+        if (access(store_path, F_OK) < 0 && errno == ENOENT) {
+                r = secrets_first_start(cfg, store_path);
+                if (r < 0)
+                        return r;
+        }
+        r = secrets_key_load(cfg->secrets_key_file, &key);
+        if (r < 0)
+                return log_error_errno(r, "Failed to load the secrets key: %m");
+        r = secrets_store_open(store_path, key, false, &b->store);
+        if (r < 0)
+                return log_error_errno(r, "Failed to open the secrets store %s: %m", store_path);
+        r = secrets_store_get(b->store, AUDIT_SIGNING_KEY_NAME, &seed);
+        if (r < 0 || seed->size != AUDIT_SEED_BYTES)
+                return log_error_errno(r < 0 ? r : EBADMSG, "The secrets store has no usable %s: %m "
+                                       "(bastionctl secrets init creates one)", AUDIT_SIGNING_KEY_NAME);
+        r = audit_open(&(struct audit_options) {
+                               .dir = cfg->audit_dir ? cfg->audit_dir : DEFAULT_AUDIT_DIR,
+                               .seed = seed->data,
+                               .journal = cfg->audit_journal,
+                       }, &b->audit);
+        if (r < 0)
+                return log_error_errno(r, "Failed to open the audit log in %s: %m",
+                                       cfg->audit_dir ? cfg->audit_dir : DEFAULT_AUDIT_DIR);
+        r = audit_attach_event(b->audit, b->event);
+        if (r < 0)
+                return log_error_errno(r, "Failed to schedule audit commits: %m");
+        audit_pubkey(b->audit, pub);
+        sodium_bin2hex(pub_hex, sizeof(pub_hex), pub, sizeof(pub));
+        log_info("audit log %s, signing key %s", audit_current_path(b->audit), pub_hex);
+        return 0;
+}
+
+void record_close(struct broker *b) {
+        int r = audit_close(b->audit);
+
+        if (r < 0)
+                log_error_errno(r, "Closing the audit log failed: %m");
+        b->audit = NULL;
+        secrets_store_free(b->store);
+        b->store = NULL;
+}
+
+/* A failed append is fatal for the log (it stays failed); say so once, loudly. */
+static int record_check(struct broker *b, int r, const char *what) {
+        if (r < 0 && !b->audit_failed) {
+                b->audit_failed = true;
+                log_error_errno(r, "AUDIT LOG WRITE FAILED (%s): %m; calls are refused from now on", what);
+        }
+        return r;
+}
+
+static struct audit_principal principal_of(const struct broker *b, const struct principal *p) {
+        const struct principal_map *m = principal_lookup(&b->config, p);
+
+        return (struct audit_principal) {
+                .sub = p->sub,
+                .uid = p->uid,
+                .tenant = m ? m->tenant : NULL,
+                .role = m ? m->role : NULL,
+        };
+}
+
+int record_intent(struct broker *b, struct call *call, const struct client *c, const json_t *arguments,
+                  const json_t *approval, bool side_effect) {
+        struct audit_principal p = principal_of(b, &c->principal);
+        struct audit_approval a = {
+                .who = json_string_value(json_object_get(approval, "who")),
+                .how = json_string_value(json_object_get(approval, "how")),
+        };
+
+        if (!b->audit)
+                return -ENOTCONN;
+        return record_check(b, audit_call_intent(b->audit, &p, call->up->name, call->tool, arguments,
+                                                 json_is_object(approval) ? &a : NULL, side_effect ? AUDIT_DURABLE : AUDIT_BATCHED,
+                                                 &call->intent_seq), "call intent");
+}
+
+void record_result(struct broker *b, const struct call *call, const json_t *msg) {
+        const json_t *result = json_object_get(msg, "result"), *error = json_object_get(msg, "error");
+        struct audit_principal p;
+        enum audit_status status = AUDIT_STATUS_OK;
+        const char *text = NULL;
+        _cleanup_free_ char *dump = NULL;
+
+        if (!b->audit || !call->intent_seq)
+                return;
+        p = call->client ? principal_of(b, &call->client->principal) : (struct audit_principal) { .uid = -1 };
+        if (error) {
+                json_int_t code = json_integer_value(json_object_get(error, "code"));
+                status = code == BASTION_ERROR_TIMEOUT ? AUDIT_STATUS_TIMEOUT : AUDIT_STATUS_ERROR;
+                text = json_string_value(json_object_get(error, "message"));
+        } else if (json_is_true(json_object_get(result, "isError"))) {
+                status = AUDIT_STATUS_ERROR;
+                text = json_string_value(json_object_get(json_array_get(json_object_get(result, "content"), 0),
+                                                         "text"));
+        } else if (!msg)
+                text = "cancelled: the client went away or cancelled";
+        dump = msg ? json_dumps(result ? result : error, JSON_COMPACT) : NULL;
+        record_check(b, audit_call_result(b->audit, call->intent_seq, &p, call->up->name, call->tool,
+                                          msg ? status : AUDIT_STATUS_ERROR, text, dump ? strlen(dump) : 0,
+                                          AUDIT_BATCHED), "call result");
+}
+
+void record_denial(struct broker *b, const struct client *c, const char *tool, const char *reason) {
+        struct audit_principal p = principal_of(b, &c->principal);
+
+        if (b->audit)
+                record_check(b, audit_denial(b->audit, &p, c->server, tool, reason), "denial");
+}
+
+void record_approval(struct broker *b, int ev, const char *id, const struct principal *who,
+                     const char *server, const char *tool, const char *decided_by) {
+        struct audit_principal p = principal_of(b, who);
+
+        if (b->audit)
+                record_check(b, audit_approval_event(b->audit, ev, id, &p, server, tool, decided_by), "approval");
+}
+
+void record_worker(struct broker *b, bool up, const char *server, uint64_t generation, const char *detail) {
+        if (b->audit)
+                record_check(b, audit_worker_event(b->audit, up ? AUDIT_WORKER_START : AUDIT_WORKER_CRASH, server,
+                                                   generation, detail), "worker event");
+}
+
+void record_reload(struct broker *b, bool ok, const char *detail) {
+        if (!b->audit)
+                return;
+        record_check(b, audit_config_reload(b->audit, b->config.path, ok, detail), "reload");
+        /* A reload (SIGHUP) also starts a new log file, linked to the last. */
+        record_check(b, audit_rotate(b->audit), "rotation");
+}

@@ -1,0 +1,341 @@
+/* sandbox_spawn(): the supervisor's side of DESIGN §3 — clone into fresh namespaces, write the uid/gid
+ * maps from outside, lay out the fds, drop credentials and exec. The child reports a failure before
+ * exec through a CLOEXEC pipe, so the caller gets a real errno instead of an anonymous exit. */
+#include "config.h"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#include "bounds.h"
+#include "log.h"
+#include "sandbox-internal.h"
+#include "util.h"
+
+enum spawn_step {
+        STEP_SYNC,
+        STEP_SIGNALS,
+        STEP_SETSID,
+        STEP_FDS,
+        STEP_RLIMITS,
+        STEP_IDS,
+        STEP_CAPS,
+        STEP_NNP,
+        STEP_EXEC,
+        _STEP_MAX,
+};
+
+static const char *const step_names[_STEP_MAX] = {
+        [STEP_SYNC] = "waiting for the supervisor",
+        [STEP_SIGNALS] = "resetting signals",
+        [STEP_SETSID] = "setsid",
+        [STEP_FDS] = "placing file descriptors",
+        [STEP_RLIMITS] = "setting rlimits",
+        [STEP_IDS] = "switching uid/gid",
+        [STEP_CAPS] = "dropping capabilities",
+        [STEP_NNP] = "setting no_new_privs",
+        [STEP_EXEC] = "exec",
+};
+
+struct spawn_report {
+        int step;
+        int error;
+};
+
+/* Everything the child needs, computed before the clone so the child only makes system calls. */
+struct spawn_ctx {
+        const struct sandbox_spawn *s;
+        bool userns;
+        pid_t parent;
+        int report_fd;          /* write end, CLOEXEC: closes silently on a successful exec */
+        int go_fd;              /* read end: the supervisor has written our maps (userns only) */
+        int parent_fds[2];      /* the supervisor's ends, closed first so EOF on go_fd means it died */
+        unsigned long last_cap;
+        char *envp[8];
+};
+
+/* Variables a confined program may inherit: log verbosity, and the sanitizer runtimes' options. */
+static const char *const kept_env[] = {
+        "BASTION_LOG_LEVEL", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS",
+};
+
+_Noreturn static void child_fail(const struct spawn_ctx *c, int step, int error) {
+        struct spawn_report rep = { .step = step, .error = error > 0 ? error : EIO };
+
+        (void) !write(c->report_fd, &rep, sizeof(rep));
+        _exit(127);
+}
+
+static int child_sync(const struct spawn_ctx *c) {
+        char go;
+
+        /* PDEATHSIG first, then make sure the parent did not die before it was armed. In a new pid
+         * namespace getppid() is 0, so there the go byte is the check: EOF means the parent is gone. */
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+                return -errno;
+        if (!c->userns)
+                return getppid() == c->parent ? 0 : -ESRCH;
+        if (read(c->go_fd, &go, 1) != 1)
+                return -ESRCH;
+        return 0;
+}
+
+static int child_signals(void) {
+        struct sigaction sa = { .sa_handler = SIG_DFL };
+        sigset_t all;
+
+        for (int sig = 1; sig < _NSIG; sig++)
+                if (sig != SIGKILL && sig != SIGSTOP)
+                        (void) sigaction(sig, &sa, NULL);
+        sigemptyset(&all);
+        return sigprocmask(SIG_SETMASK, &all, NULL) < 0 ? -errno : 0;
+}
+
+/* fds[] to 3, 4, …; stdin and stdout to /dev/null; stderr kept; the rest closed. The report pipe
+ * moves to just above the channel fds and stays CLOEXEC. */
+static int child_fds(struct spawn_ctx *c) {
+        const struct sandbox_spawn *s = c->s;
+        int tmp[BASTION_SANDBOX_MAX_FDS], base = 3 + (int) s->n_fds, null;
+
+        /* Move everything out of the target range first, so no dup2 overwrites a source. */
+        c->report_fd = fcntl(c->report_fd, F_DUPFD_CLOEXEC, base + (int) s->n_fds + 1);
+        if (c->report_fd < 0)
+                return -errno;
+        for (unsigned i = 0; i < s->n_fds; i++) {
+                tmp[i] = s->fds[i] < 0 ? -1 : fcntl(s->fds[i], F_DUPFD_CLOEXEC, base + (int) s->n_fds + 2);
+                if (s->fds[i] >= 0 && tmp[i] < 0)
+                        return -errno;
+        }
+        for (unsigned i = 0; i < s->n_fds; i++) {
+                if (tmp[i] < 0)
+                        (void) close(3 + (int) i);
+                else if (dup2(tmp[i], 3 + (int) i) < 0)     /* dup2 clears CLOEXEC: inherited */
+                        return -errno;
+        }
+        if (dup2(c->report_fd, base) < 0)
+                return -errno;
+        c->report_fd = base;
+        if (fcntl(base, F_SETFD, FD_CLOEXEC) < 0)
+                return -errno;
+        if (syscall(SYS_close_range, (unsigned) base + 1, ~0U, 0U) < 0)
+                return -errno;
+        null = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (null < 0)
+                return -errno;
+        if (dup2(null, STDIN_FILENO) < 0 || dup2(null, STDOUT_FILENO) < 0)
+                return -errno;
+        if (null > STDERR_FILENO)
+                (void) close(null);
+        return 0;
+}
+
+static int child_rlimits(const struct sandbox_spawn *s) {
+        if (setrlimit(RLIMIT_CORE, &(struct rlimit) { 0, 0 }) < 0)
+                return -errno;
+#ifndef BASTION_SANITIZERS
+        /* ASan reserves terabytes of shadow address space: the sanitizer build runs without this. */
+        if (s->memory_max > 0 &&
+            setrlimit(RLIMIT_AS, &(struct rlimit) { s->memory_max, s->memory_max }) < 0)
+                return -errno;
+#endif
+        return 0;
+}
+
+/* In the worker's user namespace uid 0 is host_uid. Switch to it at once: until then the process
+ * still has host kuid 0, and owner permission bits on root-owned host files would apply. */
+static int child_ids(const struct spawn_ctx *c) {
+        const struct sandbox_spawn *s = c->s;
+        uid_t uid = c->userns ? 0 : s->host_uid;
+        gid_t gid = c->userns ? 0 : s->host_gid;
+
+        if (setresgid(gid, gid, gid) < 0 || setgroups(0, NULL) < 0 || setresuid(uid, uid, uid) < 0)
+                return -errno;
+        return 0;
+}
+
+/* A worker keeps CAP_SYS_ADMIN (its mount tree) and CAP_SETPCAP (securebits, bounding set) for
+ * sandbox_lockdown(); the exec as uid 0 of its userns hands it exactly the bounding set. */
+static int child_bound_worker(const struct spawn_ctx *c) {
+        for (unsigned long cap = 0; cap <= c->last_cap; cap++)
+                if (cap != CAP_SYS_ADMIN && cap != CAP_SETPCAP &&
+                    prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
+                        return -errno;
+        return prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 ? -errno : 0;
+}
+
+static int child_exec(const struct spawn_ctx *c) {
+        execve(c->s->argv[0], c->s->argv, c->envp);
+        return -errno;
+}
+
+_Noreturn static void spawn_child(struct spawn_ctx *c) {
+        int r;
+
+        (void) close(c->parent_fds[0]);
+        (void) close(c->parent_fds[1]);
+        if ((r = child_sync(c)) < 0)
+                child_fail(c, STEP_SYNC, -r);
+        if ((r = child_signals()) < 0)
+                child_fail(c, STEP_SIGNALS, -r);
+        if (setsid() < 0)
+                child_fail(c, STEP_SETSID, errno);
+        if ((r = child_fds(c)) < 0)
+                child_fail(c, STEP_FDS, -r);
+        if (chdir("/") < 0)
+                child_fail(c, STEP_FDS, errno);
+        if ((r = child_rlimits(c->s)) < 0)
+                child_fail(c, STEP_RLIMITS, -r);
+        if (c->userns) {
+                if ((r = child_ids(c)) < 0)
+                        child_fail(c, STEP_IDS, -r);
+                if ((r = child_bound_worker(c)) < 0)
+                        child_fail(c, STEP_CAPS, -r);
+        } else {
+                /* Securebits (NO_SETUID_FIXUP among them) need CAP_SETPCAP, so they go before the
+                 * uid switch; the switch therefore does not clear the sets, sandbox_drop_caps does. */
+                if ((r = sandbox_drop_bounding_caps(c->last_cap)) < 0)
+                        child_fail(c, STEP_CAPS, -r);
+                if ((r = child_ids(c)) < 0)
+                        child_fail(c, STEP_IDS, -r);
+                if ((r = sandbox_clear_cap_sets()) < 0)
+                        child_fail(c, STEP_CAPS, -r);
+        }
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+                child_fail(c, STEP_NNP, errno);
+        r = child_exec(c);
+        child_fail(c, STEP_EXEC, -r);
+}
+
+static int write_map(pid_t pid, const char *file, unsigned long host_id) {
+        char path[64], map[64];
+        _cleanup_close_ int fd = -1;
+        int n;
+
+        snprintf(path, sizeof(path), "/proc/%d/%s", (int) pid, file);
+        n = snprintf(map, sizeof(map), "0 %lu 1\n", host_id);
+        fd = open(path, O_WRONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        if (write(fd, map, n) != n)
+                return -errno;
+        return 0;
+}
+
+#ifdef BASTION_SANITIZERS
+/* LeakSanitizer needs /proc and ptrace of itself, neither of which a locked-down process has. */
+#define SANITIZER_ENV_SUFFIX ":detect_leaks=0"
+#else
+#define SANITIZER_ENV_SUFFIX ""
+#endif
+
+static void build_env(struct spawn_ctx *c) {
+        static char buf[ELEMENTSOF(kept_env) + 1][512];
+        bool have_asan = false;
+        unsigned n = 0;
+
+        for (unsigned i = 0; i < ELEMENTSOF(kept_env); i++) {
+                const char *v = getenv(kept_env[i]);
+                bool asan = streq(kept_env[i], "ASAN_OPTIONS");
+
+                if (v && snprintf(buf[n], sizeof(buf[n]), "%s=%s%s", kept_env[i], v,
+                                  asan ? SANITIZER_ENV_SUFFIX : "") < (int) sizeof(buf[n])) {
+                        c->envp[n] = buf[n], n++;
+                        have_asan |= asan;
+                }
+        }
+        if (!have_asan && SANITIZER_ENV_SUFFIX[0]) {
+                snprintf(buf[n], sizeof(buf[n]), "ASAN_OPTIONS=%s", SANITIZER_ENV_SUFFIX + 1);
+                c->envp[n] = buf[n], n++;
+        }
+        c->envp[n] = NULL;
+}
+
+static int spawn_validate(const struct sandbox_spawn *s) {
+        if (!s || !s->argv || !s->argv[0] || s->argv[0][0] != '/')
+                return -EINVAL;
+        if (s->n_fds > BASTION_SANDBOX_MAX_FDS || (s->n_fds > 0 && !s->fds))
+                return -EINVAL;
+        if (s->role < 0 || s->role >= _SANDBOX_ROLE_MAX)
+                return -EINVAL;
+        if (s->role == SANDBOX_ROLE_WORKER && s->host_uid == 0)
+                return -EINVAL;         /* a worker's host uid is dedicated, never root */
+        return 0;
+}
+
+/* Supervisor side after the clone: maps, go, then the child's verdict. */
+static int spawn_parent(const struct sandbox_spawn *s, pid_t pid, bool userns, int go_fd, int report_fd) {
+        struct spawn_report rep;
+        ssize_t n;
+        int r;
+
+        if (userns) {
+                r = write_map(pid, "uid_map", s->host_uid);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to write uid_map of %s: %m", s->name);
+                r = write_map(pid, "gid_map", s->host_gid);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to write gid_map of %s: %m", s->name);
+                if (write(go_fd, "g", 1) != 1)
+                        return log_error_errno(errno, "Failed to release %s: %m", s->name);
+        }
+        do
+                n = read(report_fd, &rep, sizeof(rep));
+        while (n < 0 && errno == EINTR);
+        if (n == 0)
+                return 0;               /* CLOEXEC closed it: exec succeeded */
+        if (n != sizeof(rep) || rep.step < 0 || rep.step >= _STEP_MAX)
+                return log_error_errno(EIO, "Sandbox setup of %s failed without a report", s->name);
+        return log_error_errno(rep.error, "Sandbox setup of %s failed while %s: %m", s->name,
+                               step_names[rep.step]);
+}
+
+int sandbox_spawn(const struct sandbox_spawn *s, pid_t *ret_pid) {
+        _cleanup_close_ int report_r = -1, report_w = -1, go_r = -1, go_w = -1;
+        struct spawn_ctx c = {};
+        int report[2], go[2], r;
+        pid_t pid;
+
+        r = spawn_validate(s);
+        if (r < 0)
+                return log_error_errno(r, "Invalid sandbox spawn request for %s", s && s->name ? s->name : "?");
+        c.s = s;
+        c.userns = s->role == SANDBOX_ROLE_WORKER;
+        c.parent = getpid();
+        c.last_cap = sandbox_cap_last_cap();
+        build_env(&c);
+        if (pipe2(report, O_CLOEXEC) < 0 || pipe2(go, O_CLOEXEC) < 0)
+                return log_error_errno(errno, "Failed to create sandbox pipes: %m");
+        report_r = report[0], report_w = report[1], go_r = go[0], go_w = go[1];
+        c.report_fd = report_w;
+        c.go_fd = go_r;
+        c.parent_fds[0] = report_r;
+        c.parent_fds[1] = go_w;
+
+        /* A raw clone (fork semantics, shared nothing) so the namespaces exist from the first
+         * instruction and the pid we get back is the confined program itself, pid 1 inside. */
+        pid = (pid_t) syscall(SYS_clone, SIGCHLD | (c.userns ? SANDBOX_WORKER_NS_FLAGS : 0), NULL, NULL, NULL, 0);
+        if (pid < 0)
+                return log_error_errno(errno, "Failed to clone %s: %m", s->name);
+        if (pid == 0)
+                spawn_child(&c);
+
+        report_w = safe_close(report_w);
+        go_r = safe_close(go_r);
+        r = spawn_parent(s, pid, c.userns, go_w, report_r);
+        if (r < 0) {
+                (void) kill(pid, SIGKILL);
+                (void) waitpid(pid, NULL, 0);
+                return r;
+        }
+        *ret_pid = pid;
+        return 0;
+}

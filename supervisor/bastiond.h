@@ -1,0 +1,147 @@
+/* bastiond: the supervisor. It loads the configuration, creates the sockets, spawns the broker and
+ * one sandboxed worker per server, attests each worker before the broker may route to it, restarts
+ * what dies, reloads on SIGHUP, stops on SIGTERM, and answers bastionctl on the control socket.
+ * It never reads secrets and never speaks MCP.
+ *
+ *   main.c      arguments, signals, reload, graceful stop, sd_notify
+ *   setup.c     directories and listening sockets
+ *   child.c     what every child shares: exit handling, crash accounting, backoff, stop
+ *   broker.c    spawning the broker and its channel (lib/chan.h)
+ *   worker.c    spawning a worker, attestation, announcing it to the broker
+ *   reload.c    SIGHUP / bastionctl reload
+ *   status.c    the status and workers answers
+ *   control.c   the control socket (JSON lines, root or admin group) */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <jansson.h>
+#include <systemd/sd-event.h>
+
+#include "bounds.h"
+#include "conf.h"
+#include "linebuf.h"
+#include "sandbox.h"
+
+enum child_kind {
+        CHILD_BROKER,
+        CHILD_WORKER,
+};
+
+enum child_state {
+        CHILD_STARTING,         /* spawned, not yet ready (broker) / attested (worker); or waiting for the broker */
+        CHILD_RUNNING,
+        CHILD_BACKOFF,          /* died; a restart is scheduled */
+        CHILD_FAILED,           /* crash loop: not restarted until the next reload */
+        CHILD_STOPPING,         /* asked to stop */
+        _CHILD_STATE_MAX,
+};
+
+struct supervisor;
+
+/* "worker inventory" / "broker" in log lines. */
+#define CHILD_FMT "%s%s"
+#define CHILD_ARGS(c) (c)->kind == CHILD_WORKER ? "worker " : "", (c)->name
+
+struct child {
+        struct supervisor *sup;
+        enum child_kind kind;
+        char *name;                     /* "broker", or the server name */
+        enum child_state state;
+        pid_t pid;                      /* 0 when not running */
+        uint64_t generation;            /* workers: bumped at every spawn, announced to the broker */
+        unsigned restarts;              /* spawns after the first */
+        uint64_t crashes[BASTION_CRASHLOOP_COUNT];      /* CLOCK_MONOTONIC µs of the last crashes, a ring */
+        unsigned n_crashes;             /* total, the ring index is n_crashes % COUNT */
+        int chan_fd;                    /* broker: our end of its channel; worker: the broker's end until announced */
+        sd_event_source *child_source, *timer_source, *io_source;
+        enum sandbox_role attest_role;
+        uid_t attest_uid;
+        uint64_t attest_deadline;
+        struct sandbox_attestation att;
+        bool attested;
+        char kill_reason[160];          /* why we killed it, for the broker's CHAN_WORKER_DOWN */
+        bool stop_requested;            /* we asked it to go: its death is not a crash */
+        bool respawn;                   /* ... and it is started again at once (config change, new broker) */
+        bool remove;                    /* ... and then forgotten (server removed) */
+        struct child *next;
+};
+
+struct control_client;
+
+struct supervisor {
+        sd_event *event;
+        const char *config_path;
+        struct bastion_config config;
+        uint64_t started_usec;          /* CLOCK_MONOTONIC */
+        int listen_fd;                  /* the local MCP socket, handed to every broker */
+        int control_fd;
+        sd_event_source *control_source;
+        struct control_client *control_clients;
+        unsigned n_control_clients;
+        struct child broker;
+        struct child *workers;
+        bool broker_ready;              /* the current broker said CHAN_READY */
+        bool ready_notified;
+        bool stopping;
+        bool exiting;                   /* every child is gone; the loop is ending */
+        sd_event_source *stop_timer;
+        uint32_t next_request_id;
+        unsigned reloads;
+        char *status;                   /* the last STATUS= sent */
+};
+
+/* setup.c */
+int setup_directories(const struct bastion_config *c);
+int setup_server_directory(const struct server_config *s);
+int setup_listen_socket(const char *path, mode_t mode, gid_t gid, int *ret_fd);
+void remove_socket(const char *path);
+
+/* child.c */
+const char *child_state_to_string(enum child_state s);
+void child_init(struct child *c, struct supervisor *sup, enum child_kind kind, char *name);
+void child_free(struct child *c);
+/* Common to both kinds once the spawn itself succeeded. */
+int child_watch(struct child *c, pid_t pid);
+/* A spawn that failed counts as a crash. */
+void child_spawn_failed(struct child *c, int error);
+/* Asks a child to go (sig, then SIGKILL after BASTION_KILL_TIMEOUT_MS); respawn/remove say what
+ * happens once it is gone. A child without a process settles at once. */
+void child_stop(struct child *c, int sig, bool respawn, bool remove);
+/* Polls sandbox_attest() until the worker's lockdown is complete; then worker_attested(), or the
+ * worker is killed with the reason logged. (The broker is attested when it says ready.) */
+void child_attest(struct child *c, enum sandbox_role role, uid_t uid);
+int child_spawn(struct child *c);
+uint64_t now_usec(void);
+
+/* broker.c */
+int broker_spawn(struct supervisor *sup);
+int broker_send(struct supervisor *sup, uint32_t type, uint32_t id, json_t *payload, int fd);
+int broker_send_config(struct supervisor *sup);
+bool broker_up(const struct supervisor *sup);
+void broker_exited(struct supervisor *sup);
+
+/* worker.c */
+struct child *worker_new(struct supervisor *sup, const char *name);
+struct child *worker_find(struct supervisor *sup, const char *name);
+int worker_spawn(struct child *w);
+void worker_send_down(struct child *w, const char *reason, bool failed);
+void worker_announce(struct child *w);
+void worker_attested(struct child *w);
+void worker_exited(struct child *w, const char *reason, bool failed);
+void worker_free(struct child *w);
+
+/* control.c */
+int control_start(struct supervisor *sup);
+void control_stop(struct supervisor *sup);
+void control_approvals_reply(struct supervisor *sup, uint32_t id, json_t *payload);
+void control_broker_gone(struct supervisor *sup);
+
+/* main.c */
+void supervisor_check_ready(struct supervisor *sup);
+void supervisor_check_stopped(struct supervisor *sup);
+json_t *supervisor_reload(struct supervisor *sup);
+json_t *supervisor_status_json(struct supervisor *sup);
+json_t *supervisor_workers_json(struct supervisor *sup);

@@ -1,0 +1,547 @@
+/* The MCP stdio server skeleton every built-in worker shares: one JSON-RPC message per line in and
+ * out, the 2025-11-25 lifecycle, tools/list + tools/call over a domain's tool table, and
+ * resources/list + resources/read for a domain that has resources. */
+#include "config.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <string.h>
+
+#include "bounds.h"
+#include "jsonrpc.h"
+#include "log.h"
+#include "schema.h"
+#include "util.h"
+#include "workers/worker.h"
+
+/* Room for a few replies; each is flushed as soon as it is queued. */
+#define WORKER_MAX_OUT_BACKLOG (4 * BASTION_MAX_LINE)
+/* Validation messages quoted back to the caller. */
+#define WORKER_MAX_ERROR_TEXT 512
+
+struct method {
+        const char *name;
+        bool notification;
+        /* Requests: the reply (result or error). Notifications: NULL. */
+        json_t *(*handle)(struct mcp_server *s, const struct jsonrpc_msg *m);
+};
+
+static int flush_out(struct mcp_server *s) {
+        while (s->out_fd >= 0) {
+                struct pollfd p = { .fd = s->out_fd, .events = POLLOUT };
+                int r = outbuf_flush(&s->out, s->out_fd);
+
+                if (r != 0)
+                        return r < 0 ? r : 0;
+                if (poll(&p, 1, -1) < 0 && errno != EINTR)
+                        return -errno;
+        }
+        return 0;
+}
+
+/* Queues one message (stolen) and writes it out. */
+static int send_msg(struct mcp_server *s, json_t *msg) {
+        _cleanup_json_ json_t *m = msg;
+        _cleanup_json_ json_t *too_large = NULL;
+        _cleanup_free_ char *text = NULL;
+        size_t len;
+        int r;
+
+        if (!m)
+                return log_oom();
+        text = jsonrpc_dump(m, &len);
+        if (!text)
+                return log_oom();
+        if (len > BASTION_MAX_LINE) {
+                /* The peer would drop the line; tell it why instead. */
+                json_t *id = json_object_get(m, "id");
+
+                log_error("Reply of %zu bytes exceeds the line limit, sending an error instead", len);
+                if (!id)
+                        return 0;
+                too_large = jsonrpc_error(id, JSONRPC_INTERNAL_ERROR, "Response too large", NULL);
+                free(text);
+                text = too_large ? jsonrpc_dump(too_large, &len) : NULL;
+                if (!text)
+                        return log_oom();
+        }
+        r = outbuf_put(&s->out, text, len, true);
+        if (r < 0)
+                return log_error_errno(r, "Failed to queue reply: %m");
+        return flush_out(s);
+}
+
+static json_t *text_result(bool is_error, json_t *structured, const char *fmt, va_list ap)
+        __attribute__((format(printf, 3, 0)));
+
+static json_t *text_result(bool is_error, json_t *structured, const char *fmt, va_list ap) {
+        char *text = NULL;
+        json_t *result;
+
+        if (vasprintf(&text, fmt, ap) < 0)
+                return NULL;
+        result = json_pack("{s:[{s:s, s:s}]}", "content", "type", "text", "text", text);
+        free(text);
+        if (result && is_error)
+                json_object_set_new(result, "isError", json_true());
+        if (result && structured)
+                json_object_set(result, "structuredContent", structured);
+        json_decref(structured);
+        return result;
+}
+
+json_t *tool_result_ok(json_t *structured, const char *fmt, ...) {
+        va_list ap;
+        json_t *r;
+
+        va_start(ap, fmt);
+        r = text_result(false, structured, fmt, ap);
+        va_end(ap);
+        return r;
+}
+
+json_t *tool_result_error(const char *fmt, ...) {
+        va_list ap;
+        json_t *r;
+
+        va_start(ap, fmt);
+        r = text_result(true, NULL, fmt, ap);
+        va_end(ap);
+        return r;
+}
+
+int tool_fail(json_t **ret, const char *fmt, ...) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        *ret = text_result(true, NULL, fmt, ap);
+        va_end(ap);
+        return *ret ? 0 : -ENOMEM;
+}
+
+int tool_call_progress(struct tool_call *call, double progress, double total, const char *message) {
+        json_t *params;
+
+        if (!call->progress_token)
+                return 0;
+        if (progress <= call->last_progress)
+                return -EINVAL;         /* the spec wants progress to increase */
+        call->last_progress = progress;
+        params = json_pack("{s:O, s:f}", "progressToken", call->progress_token, "progress", progress);
+        if (params && total > 0)
+                json_object_set_new(params, "total", json_real(total));
+        if (params && message)
+                json_object_set_new(params, "message", json_string(message));
+        return send_msg(call->server, params ? jsonrpc_notification("notifications/progress", params) : NULL);
+}
+
+/* ---- principal ---- */
+
+static bool optional_string(const json_t *v) {
+        return !v || json_is_null(v) || json_is_string(v);
+}
+
+int principal_parse(const json_t *params, struct worker_principal *ret) {
+        const json_t *meta = json_object_get(params, "_meta"), *p, *uid, *scopes;
+
+        *ret = (struct worker_principal) { .uid = -1 };
+        if (!meta)
+                return 0;
+        if (!json_is_object(meta))
+                return -EINVAL;
+        p = json_object_get(meta, META_PRINCIPAL);
+        if (!p)
+                return 0;
+        if (!json_is_object(p) || !json_is_string(json_object_get(p, "sub")) ||
+            !optional_string(json_object_get(p, "tenant")) || !optional_string(json_object_get(p, "role")))
+                return -EINVAL;
+        uid = json_object_get(p, "uid");
+        if (uid && !json_is_null(uid) && (!json_is_integer(uid) || json_integer_value(uid) < 0))
+                return -EINVAL;
+        scopes = json_object_get(p, "scopes");
+        if (scopes && !json_is_null(scopes)) {
+                if (!json_is_array(scopes))
+                        return -EINVAL;
+                for (size_t i = 0; i < json_array_size(scopes); i++)
+                        if (!json_is_string(json_array_get(scopes, i)))
+                                return -EINVAL;
+                ret->scopes = scopes;
+        }
+        ret->present = true;
+        ret->sub = json_string_value(json_object_get(p, "sub"));
+        ret->uid = json_is_integer(uid) ? json_integer_value(uid) : -1;
+        ret->tenant = json_string_value(json_object_get(p, "tenant"));
+        ret->role = json_string_value(json_object_get(p, "role"));
+        return 0;
+}
+
+/* ---- methods ---- */
+
+static json_t *on_initialize(struct mcp_server *s, const struct jsonrpc_msg *m) {
+        const char *asked = json_string_value(json_object_get(m->params, "protocolVersion"));
+        json_t *caps;
+
+        /* We speak one revision; a client asking for another gets ours and decides. */
+        if (asked && !streq(asked, WORKER_PROTOCOL_VERSION))
+                log_info("Client asked for protocol %s, answering %s", asked, WORKER_PROTOCOL_VERSION);
+        s->initialized = true;
+        caps = json_pack("{s:{s:b}}", "tools", "listChanged", false);
+        /* Only a domain that has resources says so; the others answer the resources methods with -32601. */
+        if (caps && s->domain->resource_read)
+                json_object_set_new(caps, "resources", json_pack("{s:b, s:b}", "listChanged", false,
+                                                                 "subscribe", false));
+        return jsonrpc_result(m->id, json_pack("{s:s, s:o, s:{s:s, s:s}}",
+                                               "protocolVersion", WORKER_PROTOCOL_VERSION, "capabilities", caps,
+                                               "serverInfo", "name", s->domain->server_name,
+                                               "version", PACKAGE_VERSION));
+}
+
+static json_t *on_initialized(struct mcp_server *s, const struct jsonrpc_msg *m) {
+        log_debug("Client initialized");
+        return NULL;
+}
+
+static json_t *on_cancelled(struct mcp_server *s, const struct jsonrpc_msg *m) {
+        /* Calls run to completion before the next line is read, so the one named here has already
+         * been answered; the spec says to ignore cancellations of finished requests. */
+        log_debug("Ignoring cancellation of a finished request");
+        return NULL;
+}
+
+static json_t *on_ping(struct mcp_server *s, const struct jsonrpc_msg *m) {
+        return jsonrpc_result(m->id, json_object());
+}
+
+static json_t *on_tools_list(struct mcp_server *s, const struct jsonrpc_msg *m) {
+        /* One page holds every tool, so no cursor is ever valid. */
+        if (json_object_get(m->params, "cursor"))
+                return jsonrpc_error(m->id, JSONRPC_INVALID_PARAMS, "Invalid cursor", NULL);
+        return jsonrpc_result(m->id, json_deep_copy(s->tools_list));
+}
+
+static ssize_t tool_find(const struct mcp_server *s, const char *name) {
+        for (size_t i = 0; i < s->domain->n_tools; i++)
+                if (streq(s->domain->tools[i].name, name))
+                        return i;
+        return -1;
+}
+
+static json_t *tool_run(struct mcp_server *s, size_t idx, const struct worker_principal *principal,
+                        const json_t *arguments, const json_t *progress_token) {
+        const struct tool *t = &s->domain->tools[idx];
+        char err[WORKER_MAX_ERROR_TEXT];
+        struct tool_call call = {
+                .server = s,
+                .domain_state = s->domain_state,
+                .principal = principal,
+                .arguments = arguments,
+                .progress_token = progress_token,
+                .last_progress = -1,
+        };
+        json_t *result = NULL;
+        int r;
+
+        /* The broker validated already; a worker run by hand (or a confused broker) gets the same check. */
+        r = schema_validate(s->input_schemas[idx], arguments, err, sizeof(err));
+        if (r == -EINVAL)
+                return tool_result_error("Invalid arguments: %s", err);
+        if (r < 0) {
+                log_error_errno(r, "Input schema of %s cannot be enforced: %s", t->name, err);
+                return tool_result_error("Internal error in tool %s", t->name);
+        }
+        r = t->handler(&call, &result);
+        if (r < 0) {
+                log_error_errno(r, "Tool %s failed: %m", t->name);
+                return tool_result_error("Internal error in tool %s", t->name);
+        }
+        return result;
+}
+
+static json_t *on_tools_call(struct mcp_server *s, const struct jsonrpc_msg *m) {
+        const json_t *name = json_object_get(m->params, "name");
+        const json_t *arguments = json_object_get(m->params, "arguments");
+        const json_t *meta = json_object_get(m->params, "_meta");
+        const json_t *token = json_object_get(meta, "progressToken");
+        _cleanup_json_ json_t *empty = json_object();
+        struct worker_principal principal;
+        json_t *result;
+        ssize_t idx;
+
+        if (!json_is_string(name))
+                return jsonrpc_error(m->id, JSONRPC_INVALID_PARAMS, "Invalid params: name must be a string", NULL);
+        if (arguments && !json_is_object(arguments))
+                return jsonrpc_error(m->id, JSONRPC_INVALID_PARAMS, "Invalid params: arguments must be an object",
+                                     NULL);
+        idx = tool_find(s, json_string_value(name));
+        if (idx < 0) {
+                _cleanup_free_ char *msg = NULL;
+                if (asprintf(&msg, "Unknown tool: %s", json_string_value(name)) < 0)
+                        return NULL;
+                return jsonrpc_error(m->id, JSONRPC_INVALID_PARAMS, msg, NULL);
+        }
+        if (principal_parse(m->params, &principal) < 0)
+                return jsonrpc_error(m->id, JSONRPC_INVALID_PARAMS,
+                                     "Invalid params: malformed _meta[\"" META_PRINCIPAL "\"]", NULL);
+        if (token && !json_is_string(token) && !json_is_integer(token))
+                token = NULL;
+        result = tool_run(s, idx, &principal, arguments ? arguments : empty, token);
+        return result ? jsonrpc_result(m->id, result) : NULL;
+}
+
+/* ---- resources ---- */
+
+static json_t *resources_unsupported(struct mcp_server *s, const struct jsonrpc_msg *m) {
+        return s->domain->resource_read ? NULL : jsonrpc_error(m->id, JSONRPC_METHOD_NOT_FOUND, "Method not found", NULL);
+}
+
+static json_t *on_resources_list(struct mcp_server *s, const struct jsonrpc_msg *m) {
+        json_t *no = resources_unsupported(s, m), *list;
+        struct worker_principal principal;
+        int r;
+
+        if (no)
+                return no;
+        /* One page holds every resource, so no cursor is ever valid. */
+        if (json_object_get(m->params, "cursor"))
+                return jsonrpc_error(m->id, JSONRPC_INVALID_PARAMS, "Invalid cursor", NULL);
+        if (principal_parse(m->params, &principal) < 0)
+                return jsonrpc_error(m->id, JSONRPC_INVALID_PARAMS,
+                                     "Invalid params: malformed _meta[\"" META_PRINCIPAL "\"]", NULL);
+        list = json_array();
+        if (!list)
+                return NULL;
+        r = s->domain->resources_list ? s->domain->resources_list(s->domain_state, &principal, list) : 0;
+        if (r < 0) {
+                log_error_errno(r, "Listing resources failed: %m");
+                json_decref(list);
+                return jsonrpc_error(m->id, JSONRPC_INTERNAL_ERROR, "Internal error", NULL);
+        }
+        return jsonrpc_result(m->id, json_pack("{s:o}", "resources", list));
+}
+
+static json_t *on_resource_templates_list(struct mcp_server *s, const struct jsonrpc_msg *m) {
+        json_t *no = resources_unsupported(s, m);
+
+        return no ?: jsonrpc_result(m->id, json_pack("{s:[]}", "resourceTemplates"));
+}
+
+static json_t *on_resources_read(struct mcp_server *s, const struct jsonrpc_msg *m) {
+        const char *uri = json_string_value(json_object_get(m->params, "uri"));
+        json_t *no = resources_unsupported(s, m), *contents = NULL;
+        struct worker_principal principal;
+        int r;
+
+        if (no)
+                return no;
+        if (!uri)
+                return jsonrpc_error(m->id, JSONRPC_INVALID_PARAMS, "Invalid params: uri must be a string", NULL);
+        if (principal_parse(m->params, &principal) < 0)
+                return jsonrpc_error(m->id, JSONRPC_INVALID_PARAMS,
+                                     "Invalid params: malformed _meta[\"" META_PRINCIPAL "\"]", NULL);
+        r = s->domain->resource_read(s->domain_state, &principal, uri, &contents);
+        /* Unknown and another tenant's are one answer: the caller cannot tell them apart. */
+        if (r == -ENOENT)
+                return jsonrpc_error(m->id, MCP_RESOURCE_NOT_FOUND, "Resource not found", json_pack("{s:s}", "uri", uri));
+        if (r < 0) {
+                log_error_errno(r, "Reading resource %s failed: %m", uri);
+                return jsonrpc_error(m->id, JSONRPC_INTERNAL_ERROR, "Internal error", NULL);
+        }
+        return jsonrpc_result(m->id, json_pack("{s:o}", "contents", contents));
+}
+
+static const struct method methods[] = {
+        { "initialize", false, on_initialize },
+        { "notifications/initialized", true, on_initialized },
+        { "ping", false, on_ping },
+        { "tools/list", false, on_tools_list },
+        { "tools/call", false, on_tools_call },
+        { "notifications/cancelled", true, on_cancelled },
+        { "resources/list", false, on_resources_list },
+        { "resources/templates/list", false, on_resource_templates_list },
+        { "resources/read", false, on_resources_read },
+};
+
+static const struct method *method_find(const char *name) {
+        for (size_t i = 0; i < ELEMENTSOF(methods); i++)
+                if (streq(methods[i].name, name))
+                        return &methods[i];
+        return NULL;
+}
+
+/* ---- framing and dispatch ---- */
+
+static int handle_line(struct mcp_server *s, const char *line, size_t len) {
+        struct jsonrpc_msg m;
+        const struct method *method;
+        json_t *error = NULL, *reply;
+        int r;
+
+        r = jsonrpc_parse(line, len, &m, &error);
+        if (r < 0) {
+                log_warning_errno(r, "Rejecting malformed message: %m");
+                return error ? send_msg(s, error) : 0;
+        }
+        if (m.kind == JSONRPC_RESPONSE) {
+                /* We never send requests, so there is nothing a response could answer. */
+                log_warning("Ignoring an unsolicited response");
+                jsonrpc_msg_done(&m);
+                return 0;
+        }
+        method = method_find(m.method);
+        if (m.kind == JSONRPC_NOTIFICATION) {
+                if (method && method->notification)
+                        method->handle(s, &m);
+                else
+                        log_debug("Ignoring notification %s", m.method);
+                jsonrpc_msg_done(&m);
+                return 0;
+        }
+        if (!method || method->notification)
+                reply = jsonrpc_error(m.id, JSONRPC_METHOD_NOT_FOUND, "Method not found", NULL);
+        else {
+                reply = method->handle(s, &m);
+                if (!reply)
+                        reply = jsonrpc_error(m.id, JSONRPC_INTERNAL_ERROR, "Internal error", NULL);
+        }
+        jsonrpc_msg_done(&m);
+        return send_msg(s, reply);
+}
+
+static bool blank(const char *line, size_t len) {
+        for (size_t i = 0; i < len; i++)
+                if (!strchr(" \t\r", line[i]))
+                        return false;
+        return true;
+}
+
+int mcp_server_process(struct mcp_server *s) {
+        for (;;) {
+                char *line;
+                size_t len;
+                int r = linebuf_next(&s->in, &line, &len);
+
+                if (r == 0)
+                        return 0;
+                if (r == -E2BIG) {
+                        log_warning("Dropping a message longer than %d bytes", BASTION_MAX_LINE);
+                        r = send_msg(s, jsonrpc_error(NULL, JSONRPC_INVALID_REQUEST, "Message too large", NULL));
+                } else if (r < 0)
+                        return r;
+                else if (!blank(line, len))
+                        r = handle_line(s, line, len);
+                if (r < 0)
+                        return r;
+        }
+}
+
+static volatile sig_atomic_t stop_requested;
+
+void mcp_server_stop(void) {
+        stop_requested = 1;
+}
+
+int mcp_server_run(struct mcp_server *s, int in_fd) {
+        sigset_t stop_signals, wait_mask;
+
+        /* SIGTERM and SIGINT are delivered only inside ppoll(), so a stop request can neither be lost
+         * between the check and the wait nor interrupt a call half way. */
+        sigemptyset(&stop_signals);
+        sigaddset(&stop_signals, SIGTERM);
+        sigaddset(&stop_signals, SIGINT);
+        if (sigprocmask(SIG_BLOCK, &stop_signals, &wait_mask) < 0)
+                return -errno;
+        sigdelset(&wait_mask, SIGTERM);
+        sigdelset(&wait_mask, SIGINT);
+
+        while (!stop_requested) {
+                struct pollfd p = { .fd = in_fd, .events = POLLIN };
+                ssize_t n;
+                int r;
+
+                if (ppoll(&p, 1, NULL, &wait_mask) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                n = linebuf_fill(&s->in, in_fd);
+                if (n == -EAGAIN)
+                        continue;
+                if (n < 0)
+                        return (int) n;
+                if (n == 0)
+                        return 0;       /* EOF; an unterminated last line is not a message */
+                r = mcp_server_process(s);
+                if (r < 0)
+                        return r;
+        }
+        log_info("Stopping on request");
+        return 0;
+}
+
+/* ---- set-up ---- */
+
+static json_t *tool_describe(const struct tool *t, json_t *input_schema) {
+        json_t *d = json_pack("{s:s, s:s, s:s, s:O, s:{s:s, s:b, s:b, s:b, s:b}}",
+                              "name", t->name, "title", t->title, "description", t->description,
+                              "inputSchema", input_schema,
+                              "annotations", "title", t->title, "readOnlyHint", t->read_only,
+                              "destructiveHint", t->destructive, "idempotentHint", t->idempotent,
+                              "openWorldHint", t->open_world);
+        json_t *out;
+
+        if (!d || !t->output_schema)
+                return d;
+        out = json_loads(t->output_schema, 0, NULL);
+        if (!out || schema_check(out, NULL, 0) < 0) {
+                log_error("Output schema of tool %s is not usable", t->name);
+                json_decref(out);
+                json_decref(d);
+                return NULL;
+        }
+        json_object_set_new(d, "outputSchema", out);
+        return d;
+}
+
+static int tools_prepare(struct mcp_server *s) {
+        json_t *list;
+
+        s->input_schemas = calloc(s->domain->n_tools, sizeof(json_t *));
+        list = json_array();
+        s->tools_list = json_pack("{s:o}", "tools", list);
+        if (!s->input_schemas || !s->tools_list)
+                return log_oom();
+        for (size_t i = 0; i < s->domain->n_tools; i++) {
+                const struct tool *t = &s->domain->tools[i];
+                char err[WORKER_MAX_ERROR_TEXT];
+                json_error_t jerr;
+
+                s->input_schemas[i] = json_loads(t->input_schema, 0, &jerr);
+                if (!s->input_schemas[i])
+                        return log_error_errno(EINVAL, "Input schema of tool %s: %s", t->name, jerr.text);
+                /* Fail at start-up, not per call, when a schema uses what the validator cannot check. */
+                if (schema_check(s->input_schemas[i], err, sizeof(err)) < 0)
+                        return log_error_errno(EINVAL, "Input schema of tool %s: %s", t->name, err);
+                if (json_array_append_new(list, tool_describe(t, s->input_schemas[i])) < 0)
+                        return -EINVAL;
+        }
+        return 0;
+}
+
+int mcp_server_init(struct mcp_server *s, const struct domain *d, void *domain_state, int out_fd) {
+        *s = (struct mcp_server) { .domain = d, .domain_state = domain_state, .out_fd = out_fd };
+        linebuf_init(&s->in, BASTION_MAX_LINE);
+        outbuf_init(&s->out, WORKER_MAX_OUT_BACKLOG);
+        return tools_prepare(s);
+}
+
+void mcp_server_done(struct mcp_server *s) {
+        for (size_t i = 0; s->input_schemas && i < s->domain->n_tools; i++)
+                json_decref(s->input_schemas[i]);
+        free(s->input_schemas);
+        json_decref(s->tools_list);
+        linebuf_done(&s->in);
+        outbuf_done(&s->out);
+        *s = (struct mcp_server) { .out_fd = -1 };
+}
