@@ -235,14 +235,14 @@ void upstream_call(struct upstream *u, struct client *c, json_t *client_id, enum
 
 void upstream_resource(struct upstream *u, struct client *c, json_t *client_id, enum era era, enum call_kind kind,
                        const char *uri, json_t *client_meta) {
+        _cleanup_json_ json_t *audit_args = uri ? json_pack("{s:s}", "uri", uri) : json_object();
         json_t *meta, *params;
         struct call *call = call_new(u, c, client_id, era, kind, kind == CALL_RESOURCE_READ ? "resources/read" :
                                      "resources/list", client_meta, NULL, &meta);
 
         if (!call)
                 return;
-        _cleanup_json_ json_t *audit_args = uri ? json_pack("{s:s}", "uri", uri) : json_object();
-
+        call->uri = uri ? strdup(uri) : NULL;
         params = json_pack("{s:o}", "_meta", meta);
         if (uri)
                 json_object_set_new(params, "uri", json_string(uri));

@@ -89,7 +89,7 @@ test('v1: accept without confirm=true is not a confirmation', async (t) => {
   const c = await d.connectAs('scm', 'inventory', 'v1', () => ({ action: 'accept', content: { confirm: false } }));
   const r = await c.callTool({ name: 'create_reorder', arguments: REORDER });
   assert.equal(r.isError, true);
-  assert.match(text(r), /^Not confirmed \(.*\): create_reorder was not run; nothing was done$/);
+  assert.equal(text(r), 'Not confirmed (accepted without confirm=true): create_reorder was not run; nothing was done');
   assert.deepEqual(await reorders(d), []);
   await d.stop();
 });
@@ -114,7 +114,7 @@ test('v1: no answer within confirm_timeout_ms is not a confirmation', async (t) 
     () => new Promise((r) => (late = setTimeout(r, 1500, { action: 'accept', content: { confirm: true } }))));
   const r = await c.callTool({ name: 'create_reorder', arguments: REORDER });
   assert.equal(r.isError, true);
-  assert.match(text(r), /^Not confirmed \(.*\): create_reorder was not run; nothing was done$/);
+  assert.equal(text(r), 'Not confirmed (no answer in time): create_reorder was not run; nothing was done');
   await sleep(1500); // the late accept arrives and must not run the held call
   clearTimeout(late);
   assert.deepEqual(await reorders(d), []);
@@ -162,14 +162,17 @@ for (const ct of CONFIRM_TOOLS) {
   });
 }
 
-test('modern: decline and cancel with a valid state write nothing', async (t) => {
+test('modern: decline, cancel and accept without confirm=true with a valid state write nothing', async (t) => {
   const d = await withReference(t);
   const raw = await d.rawModern('scm', 'inventory');
-  for (const action of ['decline', 'cancel']) {
+  for (const [why, response] of [['decline', { action: 'decline' }], ['cancel', { action: 'cancel' }],
+    ['accepted without confirm=true', { action: 'accept', content: { confirm: false } }]]) {
     const state = await ask(raw, 'create_reorder', REORDER);
-    const r = await raw.call('create_reorder', REORDER, answer(state, { confirm: { action } }));
+    const r = await raw.call('create_reorder', REORDER, answer(state, { confirm: response }));
     assert.equal(r.result.isError, true, JSON.stringify(r));
-    assert.equal(text(r.result), `Not confirmed (${action}): create_reorder was not run; nothing was done`);
+    assert.equal(text(r.result), `Not confirmed (${why}): create_reorder was not run; nothing was done`);
+    // The answer used the state: it cannot be turned into an accept afterwards.
+    invalid(await raw.call('create_reorder', REORDER, answer(state)), 'requestState was already used');
   }
   assert.deepEqual(await reorders(d), []);
   await d.stop();
@@ -359,13 +362,13 @@ test('approver: issue_refund with changed arguments after approval does not run;
   });
 
 test('approver: an approval that expired before the repeat is refused', async (t) => {
-  const d = await withReference(t, { approvalTtlMs: 1500 });
+  const d = await withReference(t, { approvalTtlMs: 3000 });
   const fin1 = await d.connectAs('fin1', 'payments');
   const args = { payment_id: 'PAY-3005' };
   const id = aprOf(await fin1.callTool({ name: 'release_payment', arguments: args }));
   const ok = await d.ctl(['approvals', 'approve', id], 'fin2');
   assert.equal(ok.status, 0, ok.stderr);
-  await sleep(2000);
+  await sleep(3500);
   assert.deepEqual(await d.approvals(), []); // expired ones vanish
   const late = await fin1.callTool({ name: 'release_payment', arguments: args });
   assert.notEqual(aprOf(late), id);
@@ -374,7 +377,7 @@ test('approver: an approval that expired before the repeat is refused', async (t
   assert.equal(intents(d, 'release_payment').length, 0);
   // A pending one that expires cannot be approved any more.
   const id3 = aprOf(await fin1.callTool({ name: 'release_payment', arguments: { payment_id: 'PAY-3008' } }));
-  await sleep(2000);
+  await sleep(3500);
   const tooLate = await d.ctl(['approvals', 'approve', id3], 'fin2');
   assert.equal(tooLate.status, 1);
   assert.equal(tooLate.stderr, `bastionctl: no approval ${id3} is waiting (unknown, expired or already decided)\n`);
@@ -421,5 +424,53 @@ test('approver: a supply-chain manager cannot call release_payment, a customer o
   assert.equal(root.stderr, 'bastionctl: refused: your role does not hold approvals:grant (uid:0)\n');
   assert.equal((await d.approvals())[0].state, 'pending');
   assert.equal((await payment(d, 'PAY-3002')).status, 'held');
+  await d.stop();
+});
+
+// ---- races: a single use must stay single under concurrency ----
+
+test('approver: identical repeats sent at once after the approval run exactly once', async (t) => {
+  const d = await withReference(t);
+  const fin1 = await d.connectAs('fin1', 'payments');
+  const other = await d.connectAs('fin1', 'payments', 'v2'); // same requester, second connection
+  const args = { payment_id: 'PAY-3005' };
+  const id = aprOf(await fin1.callTool({ name: 'release_payment', arguments: args }));
+  assert.equal((await d.ctl(['approvals', 'approve', id], 'fin2')).status, 0);
+  const results = await Promise.all([
+    ...Array.from({ length: 3 }, () => fin1.callTool({ name: 'release_payment', arguments: args })),
+    ...Array.from({ length: 3 }, () => other.callTool({ name: 'release_payment', arguments: args })),
+  ]);
+  const ran = results.filter((r) => !r.isError);
+  assert.equal(ran.length, 1, JSON.stringify(results.map(text)));
+  assert.equal(ran[0].structuredContent.status, 'released');
+  for (const r of results.filter((x) => x.isError)) assert.match(text(r), /^Not run/);
+  assert.equal(intents(d, 'release_payment').length, 1);
+  await d.stop();
+});
+
+test('modern: one requestState answered on several connections at once runs exactly once', async (t) => {
+  const d = await withReference(t);
+  const raws = [];
+  for (let i = 0; i < 4; i++) raws.push(await d.rawModern('scm', 'inventory'));
+  const state = await ask(raws[0], 'create_reorder', REORDER);
+  const results = await Promise.all(raws.map((r) => r.call('create_reorder', REORDER, answer(state))));
+  const ran = results.filter((r) => r.result && !r.result.isError);
+  assert.equal(ran.length, 1, JSON.stringify(results));
+  for (const r of results.filter((x) => x !== ran[0])) invalid(r, 'requestState was already used');
+  assert.equal((await reorders(d)).length, 1);
+  await d.stop();
+});
+
+test('modern: a retry that carries the state but no answer is asked again with a fresh state', async (t) => {
+  const d = await withReference(t);
+  const raw = await d.rawModern('scm', 'inventory');
+  const state = await ask(raw, 'create_reorder', REORDER);
+  const again = await raw.call('create_reorder', REORDER, { requestState: state });
+  assert.equal(again.result.resultType, 'input_required');
+  assert.notEqual(again.result.requestState, state);
+  assert.deepEqual(await reorders(d), []);
+  const ok = await raw.call('create_reorder', REORDER, answer(again.result.requestState));
+  assert.equal(ok.result.isError ?? false, false, JSON.stringify(ok));
+  assert.equal((await reorders(d)).length, 1);
   await d.stop();
 });

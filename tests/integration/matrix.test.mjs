@@ -5,7 +5,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  ROLES, ROLE_USER, SERVERS, SERVER_NAMES, holds, parseReferenceConf, visibleTools, withReference,
+  ROLES, ROLE_USER, SERVERS, SERVER_NAMES, USERS, holds, parseReferenceConf, visibleTools, withReference,
 } from './reference.mjs';
 
 test('the policy table of reference.mjs is exactly examples/reference.conf', () => {
@@ -125,4 +125,53 @@ for (const era of ['v1', 'v2']) {
       ['pending payments.release_payment', 'pending returns.issue_refund']);
     await d.stop();
   });
+}
+
+// Resources: the orders notes are allowed by two alternative entries (staff orders:read, customers
+// orders:read:own, confined to their tenant by the worker); no other server has resources.
+const ALL_NOTES = ['orders://ORD-1001/note', 'orders://ORD-1002/note', 'orders://ORD-1004/note',
+  'orders://ORD-1007/note'];
+const TENANT_NOTES = { acme: ['orders://ORD-1001/note', 'orders://ORD-1002/note'] };
+const NOTE = 'orders://ORD-1001/note'; // acme's
+
+function expectedNotes(role, who) {
+  const entries = Object.values(SERVERS.orders.resources);
+  const allowed = entries.filter((e) => holds(role, e.scopes));
+  if (allowed.some((e) => e.scopes.includes('orders:read'))) return { list: ALL_NOTES, read: true };
+  if (allowed.length) return { list: TENANT_NOTES[USERS[who].tenant], read: true };
+  return { list: [], read: false, missing: missing(role, entries[0].scopes) };
+}
+
+for (const era of ['v1', 'v2']) {
+  test(`${era}: every role × server: resources/list and resources/read exactly as the reference policy says`,
+    async (t) => {
+      const d = await withReference(t);
+      const notFound = era === 'v1' ? -32002 : -32602;
+      for (const role of Object.keys(ROLES)) {
+        const who = ROLE_USER[role];
+        for (const server of SERVER_NAMES) {
+          const c = await d.connectAs(who, server, era);
+          const cell = `${era} ${role} ${server}`;
+          const want = server === 'orders' ? expectedNotes(role, who) : { list: [], read: false };
+          const { resources } = await c.listResources();
+          assert.deepEqual(resources.map((r) => r.uri).sort(), want.list, cell);
+          let got;
+          try {
+            got = { ok: await c.readResource({ uri: NOTE }) };
+          } catch (e) {
+            got = { code: e.code, message: e.message.replace(/^MCP error -?\d+: /, ''), data: e.data };
+          }
+          if (want.read) {
+            assert.equal(JSON.parse(got.ok?.contents[0].text ?? '{}').order_id, 'ORD-1001', `${cell}: ${JSON.stringify(got)}`);
+          } else if (want.missing) {
+            assert.deepEqual(got, { code: -32602, message: `Permission denied: this resource requires scope ${want.missing}`,
+              data: { uri: NOTE } }, cell);
+          } else {
+            assert.deepEqual(got, { code: notFound, message: 'Resource not found', data: { uri: NOTE } }, cell);
+          }
+          await c.close();
+        }
+      }
+      await d.stop();
+    });
 }

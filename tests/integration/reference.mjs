@@ -133,6 +133,12 @@ export const uidOf = (user) => {
   const r = run('id', ['-u', user]);
   return r.status === 0 ? Number(r.stdout.trim()) : null;
 };
+const gidOf = (user) => {
+  const r = run('id', ['-g', user]);
+  return r.status === 0 ? Number(r.stdout.trim()) : null;
+};
+// setpriv arguments that run the rest of a command line as this local user (uid, gid and groups).
+const asUser = (user) => ['--reuid', String(uidOf(user)), '--regid', String(gidOf(user)), '--init-groups', '--'];
 const groupsOf = (user) => {
   const r = run('id', ['-nG', user]);
   return r.status === 0 ? r.stdout.trim().split(/\s+/) : [];
@@ -243,13 +249,11 @@ export class ReferenceDaemon extends Daemon {
     return era === 'v1' ? this.connectV1({ server, user, onElicit }) : this.connectV2({ server, user, onElicit });
   }
 
-  // bastionctl on this daemon's control socket, as root or as one of USERS.
+  // bastionctl on this daemon's control socket, as root or as one of USERS: {status, stdout, stderr}.
   ctl(args, who) {
-    const argv = ['--socket', this.controlSocket, ...args];
+    const argv = [bin('bastionctl'), '--socket', this.controlSocket, ...args];
+    const cmd = who ? ['setpriv', ...asUser(USERS[who].user), ...argv] : argv;
     return new Promise((resolveP) => {
-      const cmd = who ? ['setpriv', '--reuid', String(uidOf(USERS[who].user)), '--regid',
-        String(Number(run('id', ['-g', USERS[who].user]).stdout)), '--init-groups', '--', bin('bastionctl'), ...argv]
-        : [bin('bastionctl'), ...argv];
       const p = spawn(cmd[0], cmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
       let stdout = '', stderr = '';
       p.stdout.setEncoding('utf8').on('data', (s) => (stdout += s));
@@ -294,26 +298,34 @@ export class ReferenceDaemon extends Daemon {
     return c;
   }
 
+  // Raw connections first: their bastion-stdio processes name this daemon's socket on their command
+  // line, and Daemon.stop() counts any such process as left behind.
+  async stop() {
+    await this.closeRaws();
+    return super.stop();
+  }
+
+  async closeRaws() {
+    const procs = (this.raws ?? []).map((c) => c.proc).filter((p) => p && p.exitCode === null && !p.signalCode);
+    for (const c of this.raws ?? []) c.close();
+    this.raws = [];
+    await Promise.all(procs.map((p) => new Promise((r) => p.once('exit', r))));
+  }
+
   cleanup() {
     for (const c of this.raws ?? []) c.close();
+    this.raws = [];
     super.cleanup();
   }
 }
 
-// rawConnect as another local user: the connection is made by a helper process running as that user
-// (socat-like), since SO_PEERCRED must name the user. Without a user: a plain rawConnect.
+// A raw line connection for modern requests by hand. As root: the harness's rawConnect. As another
+// local user: through bastion-stdio run as that user (SO_PEERCRED must name the user), which sends
+// the preamble itself and relays lines both ways.
 async function rawConnectAs(socketPath, server, user) {
   if (!user) return rawConnect(socketPath, server, 20000);
-  return shimConnect(socketPath, server, user);
-}
-
-// A raw line connection through bastion-stdio running as the user: the shim sends the preamble
-// itself and relays lines, so the answer is 'ok' once the first line flows.
-function shimConnect(socketPath, server, user) {
-  const uid = uidOf(user);
-  const gid = Number(run('id', ['-g', user]).stdout);
-  const p = spawn('setpriv', ['--reuid', String(uid), '--regid', String(gid), '--init-groups', '--',
-    bin('bastion-stdio'), server, '--socket', socketPath], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const p = spawn('setpriv', [...asUser(user), bin('bastion-stdio'), server, '--socket', socketPath],
+    { stdio: ['pipe', 'pipe', 'pipe'] });
   let buf = '';
   const waiting = [], lines = [];
   p.stdout.setEncoding('utf8').on('data', (chunk) => {
@@ -329,7 +341,7 @@ function shimConnect(socketPath, server, user) {
   p.on('close', () => { while (waiting.length) waiting.shift()(null); });
   p.stdin.on('error', () => {});
   const next = () => new Promise((r) => (lines.length ? r(lines.shift()) : waiting.push(r)));
-  return Promise.resolve({
+  return {
     answer: 'ok', proc: p, next,
     request: async (msg) => {
       p.stdin.write(JSON.stringify(msg) + '\n');
@@ -337,7 +349,7 @@ function shimConnect(socketPath, server, user) {
       return line === null ? null : JSON.parse(line);
     },
     close: () => p.kill(),
-  });
+  };
 }
 
 export async function withReference(t, opts) {
