@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <regex.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "bounds.h"
@@ -24,7 +25,10 @@ static void upstream_send(struct upstream *u, json_t *msg) {
         if (!s || u->fd < 0)
                 return;
         if (outbuf_put(&u->out, s, n, true) < 0) {
-                upstream_down(u, "worker is not reading its channel", false);
+                /* Callers still hold calls of this worker: never tear it down from here. Shutting the
+                 * channel makes the next loop iteration see EOF and take the normal upstream_down() path. */
+                log_warning("worker %s is not reading its channel; closing it", u->name);
+                (void) shutdown(u->fd, SHUT_RDWR);
                 return;
         }
         (void) sd_event_source_set_io_events(u->io, EPOLLIN | EPOLLOUT);
