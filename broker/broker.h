@@ -141,6 +141,10 @@ void broker_maybe_finish_stop(struct broker *b);
 /* client.c */
 int client_accept(struct broker *b);
 void client_send(struct client *c, json_t *msg);        /* steals msg */
+/* A notification or server->client request that belongs to the client's request `related_id` (progress,
+ * log messages, elicitation and sampling requests). On a local connection it is client_send(); over HTTP
+ * it goes on that request's SSE stream (or is dropped when the stream is gone). */
+void client_send_related(struct client *c, json_t *msg, const json_t *related_id);
 void client_free(struct client *c);
 void clients_drop_server(struct broker *b, const char *server);
 

@@ -66,6 +66,11 @@ void client_send(struct client *c, json_t *msg) {
         client_update_events(c);
 }
 
+void client_send_related(struct client *c, json_t *msg, const json_t *related_id) {
+        (void) related_id;
+        client_send(c, msg);
+}
+
 /* The preamble names the server; the answer is one line. Refusals name their reason. */
 static void client_preamble(struct client *c, const char *line) {
         const struct bastion_config *cfg = &c->b->config;

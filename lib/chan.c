@@ -10,6 +10,17 @@
 #include "chan.h"
 #include "util.h"
 
+int chan_socketpair(int ret[2]) {
+        int size = 2 * (BASTION_MAX_CHAN_PAYLOAD + (int) sizeof(struct chan_hdr));
+
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ret) < 0)
+                return -errno;
+        for (int i = 0; i < 2; i++)
+                if (setsockopt(ret[i], SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)) < 0)
+                        (void) setsockopt(ret[i], SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+        return 0;
+}
+
 int chan_send(int fd, uint32_t type, uint32_t id, json_t *payload, const int *fds, unsigned n_fds) {
         _cleanup_free_ char *text = NULL;
         struct chan_hdr hdr;
@@ -107,7 +118,7 @@ int chan_recv(int fd, struct chan_msg *ret) {
                 goto bad;
         memcpy(&hdr, buf, sizeof(hdr));
         if (hdr.len != (size_t) n - sizeof(hdr) || hdr.n_fds != n_fds || hdr.type == 0 ||
-            hdr.type >= _CHAN_TYPE_MAX)
+            hdr.type >= CHAN_TYPE_LIMIT)
                 goto bad;
         ret->payload = json_loadb(buf + sizeof(hdr), hdr.len, JSON_REJECT_DUPLICATES, &jerr);
         if (!json_is_object(ret->payload)) {

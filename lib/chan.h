@@ -18,12 +18,25 @@ enum chan_type {
         CHAN_STOP,              /* payload {deadline_ms}: finish in-flight calls, then exit */
         CHAN_APPROVALS,         /* payload {op: list|approve|deny, id?, uid, gid, groups[]}: a bastionctl
                                  * request; uid/gid/groups are the control-socket peer's SO_PEERCRED */
+        CHAN_FRONT,             /* payload {}; fd: the broker's end of the broker <-> front channel
+                                 * (lib/front_proto.h). Sent again with a new fd when the front restarts. */
+        CHAN_JWKS,              /* payload {jwks: "<file contents>", path}: the OAuth JWKS, read by the
+                                 * supervisor at start, on SIGHUP and when the file changes */
+        CHAN_CREDENTIAL_REQ,    /* payload {server, generation}: the supervisor is about to spawn this
+                                 * worker and asks for its credential */
+        CHAN_TLS,               /* supervisor -> front: payload {cert_pem, key_pem}, at start and on SIGHUP */
         /* broker -> supervisor */
         CHAN_READY = 64,        /* payload {}: configuration applied, listening */
         CHAN_STOPPED,           /* payload {}: drained, about to exit */
         CHAN_APPROVALS_REPLY,   /* payload {ok, error?, approvals?}: answer, same header id as the request */
+        CHAN_CREDENTIAL,        /* payload {server, generation, name?}; fd (0 or 1): a sealed memfd holding
+                                 * only that worker's secret, same header id as the CHAN_CREDENTIAL_REQ */
         _CHAN_TYPE_MAX,
 };
+
+/* chan_recv refuses type 0 and types at or above this; the receiver checks the type it expects (the
+ * broker <-> front channel uses the types of lib/front_proto.h, which sit below this limit). */
+#define CHAN_TYPE_LIMIT 256
 
 struct chan_hdr {
         uint32_t type;
@@ -39,6 +52,12 @@ struct chan_msg {
         int fds[BASTION_MAX_CHAN_FDS];
         unsigned n_fds;
 };
+
+/* A SOCK_SEQPACKET socketpair (CLOEXEC) whose send buffers hold a message of the largest payload:
+ * a SEQPACKET message must fit in the sender's buffer whole, and the default (~208 KiB) is smaller
+ * than BASTION_MAX_CHAN_PAYLOAD. Needs CAP_NET_ADMIN for SO_SNDBUFFORCE (the supervisor has it); falls
+ * back to SO_SNDBUF, which the kernel caps at wmem_max. */
+int chan_socketpair(int ret[2]);
 
 /* Sends one message; fds are duplicated by the kernel, the caller keeps its copies. */
 int chan_send(int fd, uint32_t type, uint32_t id, json_t *payload, const int *fds, unsigned n_fds);

@@ -146,7 +146,7 @@ int broker_spawn(struct supervisor *sup) {
         int pair[2], r;
         pid_t pid;
 
-        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0)
+        if (chan_socketpair(pair) < 0)
                 return child_spawn_failed(b, -errno), -errno;
         ours = pair[0], theirs = pair[1];
         if (fcntl(ours, F_SETFL, O_NONBLOCK) < 0)
