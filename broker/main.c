@@ -197,9 +197,16 @@ static int dispatch_supervisor(struct broker *b, struct chan_msg *m) {
         case CHAN_STOP:
                 return begin_stop(b);
         case CHAN_APPROVALS:
+                /* A reply that cannot be sent is that request's failure, not the broker's. */
                 r = chan_send(b->sup_fd, CHAN_APPROVALS_REPLY, m->id, reply = approvals_command(b, m->payload), NULL, 0);
                 json_decref(reply);
-                return r;
+                if (r < 0) {
+                        log_warning_errno(r, "Cannot send the approvals reply to the supervisor: %m");
+                        reply = json_pack("{s:b, s:s}", "ok", 0, "error", "the broker could not send its answer");
+                        (void) chan_send(b->sup_fd, CHAN_APPROVALS_REPLY, m->id, reply, NULL, 0);
+                        json_decref(reply);
+                }
+                return 0;
         }
         return -EBADMSG;
 }

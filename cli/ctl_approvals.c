@@ -24,11 +24,11 @@ static void print_time_ms(json_int_t ms) {
         printf("%-19s", buf);
 }
 
-static void print_list(json_t *list) {
+static void print_list(json_t *list, json_int_t omitted) {
         size_t i;
         json_t *a;
 
-        if (json_array_size(list) == 0) {
+        if (json_array_size(list) == 0 && omitted == 0) {
                 printf("No approvals.\n");
                 return;
         }
@@ -40,8 +40,15 @@ static void print_list(json_t *list) {
                        json_string_value(json_object_get(a, "state")), json_string_value(json_object_get(a, "requester")),
                        json_string_value(json_object_get(a, "server")), json_string_value(json_object_get(a, "tool")));
                 print_time_ms(json_integer_value(json_object_get(a, "expires_ms")));
-                printf(" %s\n", args ?: "");
+                if (json_object_get(a, "arguments"))
+                        printf(" %s\n", args ?: "");
+                else    /* too long to list: the digest the approval is bound to */
+                        printf(" (%" JSON_INTEGER_FORMAT " bytes, digest %s)\n",
+                               json_integer_value(json_object_get(a, "arguments_bytes")),
+                               json_string_value(json_object_get(a, "arguments_digest")) ?: "?");
         }
+        if (omitted > 0)
+                printf("… and %" JSON_INTEGER_FORMAT " more not shown (the list is bounded)\n", omitted);
 }
 
 int ctl_approvals(int argc, char **argv) {
@@ -79,7 +86,7 @@ int ctl_approvals(int argc, char **argv) {
                 json_dumpf(reply, stdout, JSON_COMPACT);
                 putchar('\n');
         } else if (n == 1) {
-                print_list(json_object_get(reply, "approvals"));
+                print_list(json_object_get(reply, "approvals"), json_integer_value(json_object_get(reply, "omitted")));
         } else {
                 json_t *a = json_object_get(reply, "approval");
                 printf("approval %s %s by %s\n", json_string_value(json_object_get(a, "id")),

@@ -55,6 +55,8 @@
 /* approver (four-eyes) approvals: how long a request waits for a decision and how many may wait. */
 #define BASTION_APPROVAL_TTL_MS (60 * 60 * 1000)
 #define BASTION_MAX_APPROVALS 1024
+/* Of which one requester may have this many undecided at once. */
+#define BASTION_MAX_APPROVALS_PER_PRINCIPAL 32
 
 /* Audit log (broker/audit, bastion-audit(5)). One record is one line; tool arguments larger than
  * BASTION_AUDIT_MAX_ARGUMENTS are recorded as their size and BLAKE2b digest instead, so a record

@@ -34,12 +34,21 @@ struct pending_approval {
         char tool[128];
         char digest[65];
         json_t *arguments;
-        uint64_t created_ms, expires_ms, decided_ms;
+        uint64_t created_ms, expires_ms, decided_ms;    /* wall clock, for people and the audit log */
+        uint64_t deadline_boot_ms;                      /* CLOCK_BOOTTIME: what expiry is decided on */
         enum approval_state state;
         char decided_by[32];
 };
 
 static struct pending_approval *approvals;
+
+/* Expiry must not move when someone sets the clock, and must count time the machine was suspended. */
+static uint64_t boot_ms(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_BOOTTIME, &ts);
+        return (uint64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static uint64_t now_ms(void) {
         struct timespec ts;
@@ -76,12 +85,12 @@ static struct principal requester_of(const struct pending_approval *a) {
 }
 
 static unsigned approvals_expire(struct broker *b) {
-        uint64_t now = now_ms();
+        uint64_t now = boot_ms();
         unsigned n = 0;
 
         for (struct pending_approval *a = approvals, *next; a; a = next) {
                 next = a->next;
-                if (a->expires_ms <= now) {
+                if (a->deadline_boot_ms <= now) {
                         struct principal p = requester_of(a);
                         log_info("approval %s (%s/%s for %s) expired", a->id, a->server, a->tool, a->requester);
                         record_approval(b, AUDIT_APPROVAL_EXPIRED, a->id, &p, a->server, a->tool, NULL);
@@ -89,6 +98,15 @@ static unsigned approvals_expire(struct broker *b) {
                 } else
                         n++;
         }
+        return n;
+}
+
+/* Undecided requests of one requester: one caller cannot fill the global table and starve the others. */
+static unsigned approvals_of(const char *requester) {
+        unsigned n = 0;
+
+        for (struct pending_approval *a = approvals; a; a = a->next)
+                n += a->state == APPROVAL_PENDING && streq(a->requester, requester);
         return n;
 }
 
@@ -134,6 +152,11 @@ void approver_call(struct client *c, enum era era, json_t *id, const char *tool,
         }
         if (approvals_expire(c->b) >= BASTION_MAX_APPROVALS)
                 return refuse(c, era, id, "Not run: too many approvals are waiting; nothing was done");
+        if (approvals_of(c->principal.sub) >= BASTION_MAX_APPROVALS_PER_PRINCIPAL) {
+                snprintf(msg, sizeof(msg), "Not run: %s already has %u approvals waiting (the limit); nothing was "
+                         "done", c->principal.sub, BASTION_MAX_APPROVALS_PER_PRINCIPAL);
+                return refuse(c, era, id, msg);
+        }
         a = calloc(1, sizeof(*a));
         if (!a)
                 return (void) log_oom();
@@ -148,6 +171,7 @@ void approver_call(struct client *c, enum era era, json_t *id, const char *tool,
         a->arguments = json_deep_copy(args);
         a->created_ms = now_ms();
         a->expires_ms = a->created_ms + c->b->config.approval_ttl_ms;
+        a->deadline_boot_ms = boot_ms() + c->b->config.approval_ttl_ms;
         a->next = approvals;
         approvals = a;
         log_info("approval %s requested by %s for %s/%s", a->id, a->requester, a->server, a->tool);
@@ -177,13 +201,46 @@ static json_t *reply_error(const char *fmt, ...) {
         return json_pack("{s:b, s:s}", "ok", 0, "error", msg);
 }
 
+/* The list must fit one channel message (BASTION_MAX_CHAN_PAYLOAD) whatever is pending: arguments
+ * longer than APPROVAL_LIST_MAX_ARGS are shown by size and digest only (the digest is the one the
+ * approval is bound to), and entries past the budget are counted, not sent. */
+#define APPROVAL_LIST_MAX_ARGS (8 * 1024)
+#define APPROVAL_LIST_BUDGET (BASTION_MAX_CHAN_PAYLOAD / 2)
+
+static json_t *approvals_list(void) {
+        json_t *list = json_array();
+        size_t used = 0, omitted = 0;
+
+        for (struct pending_approval *a = approvals; a; a = a->next) {
+                json_t *j = approval_to_json(a);
+                _cleanup_free_ char *args = json_dumps(a->arguments, JSON_COMPACT);
+                size_t n = args ? strlen(args) : 0;
+
+                if (n > APPROVAL_LIST_MAX_ARGS) {
+                        json_object_del(j, "arguments");
+                        json_object_set_new(j, "arguments_bytes", json_integer((json_int_t) n));
+                        json_object_set_new(j, "arguments_digest", json_string(a->digest));
+                        n = 0;
+                }
+                n += 512;       /* the other fields, generously */
+                if (used + n > APPROVAL_LIST_BUDGET) {
+                        json_decref(j);
+                        omitted++;
+                        continue;
+                }
+                used += n;
+                json_array_append_new(list, j);
+        }
+        return json_pack("{s:b, s:o, s:I}", "ok", 1, "approvals", list, "omitted", (json_int_t) omitted);
+}
+
 /* A bastionctl request forwarded by the supervisor; the peer is the control-socket caller. */
 json_t *approvals_command(struct broker *b, json_t *request) {
         struct principal peer = {};
         const struct role *role;
         const char *op, *id = NULL;
         json_int_t uid, gid;
-        json_t *groups = NULL, *list, *g;
+        json_t *groups = NULL, *g;
         struct pending_approval *a = NULL;
         bool grant = false;
         size_t i;
@@ -192,13 +249,7 @@ json_t *approvals_command(struct broker *b, json_t *request) {
                         "groups", &groups) < 0)
                 return reply_error("malformed approvals request");
         approvals_expire(b);
-        if (streq(op, "list")) {
-                list = json_array();
-                for (a = approvals; a; a = a->next)
-                        json_array_append_new(list, approval_to_json(a));
-                return json_pack("{s:b, s:o}", "ok", 1, "approvals", list);
-        }
-        if (!streq(op, "approve") && !streq(op, "deny"))
+        if (!streq(op, "list") && !streq(op, "approve") && !streq(op, "deny"))
                 return reply_error("unknown approvals operation \"%s\"", op);
         peer.uid = uid;
         peer.gid = gid;
@@ -209,6 +260,13 @@ json_t *approvals_command(struct broker *b, json_t *request) {
         role = policy_role(&b->config, &peer);
         for (size_t k = 0; role && k < role->n_scopes; k++)
                 grant = grant || streq(role->scopes[k], GRANT_SCOPE);
+        if (streq(op, "list")) {
+                /* Pending requests carry their arguments (customer data, amounts): only the people who
+                 * decide them, and root, see them. */
+                if (!grant && peer.uid != 0)
+                        return reply_error("refused: listing approvals needs " GRANT_SCOPE " (%s)", peer.sub);
+                return approvals_list();
+        }
         if (!grant)
                 return reply_error("refused: your role does not hold " GRANT_SCOPE " (%s)", peer.sub);
         for (a = approvals; a && id; a = a->next)

@@ -173,7 +173,7 @@ export function ensureReferenceUsers() {
 const q = (s) => JSON.stringify(s);
 const list = (a) => `[ ${a.map(q).join(', ')} ]`;
 
-export function referenceConfigText(d, { confirmTimeoutMs, approvalTtlMs } = {}) {
+export function referenceConfigText(d, { confirmTimeoutMs, approvalTtlMs, adminGroup = ADMIN_GROUP } = {}) {
   const opt = [
     confirmTimeoutMs !== undefined ? `        confirm_timeout_ms = ${confirmTimeoutMs};\n` : '',
     approvalTtlMs !== undefined ? `        approval_ttl_ms = ${approvalTtlMs};\n` : '',
@@ -207,7 +207,7 @@ bastion = {
         worker_uids = [ ${d.uids.min}, ${d.uids.max} ];
         call_timeout_ms = 10000;
         max_inflight = 16;
-        admin_group = ${q(ADMIN_GROUP)};
+        admin_group = ${q(adminGroup)};
 ${opt}};
 
 roles = {
@@ -225,7 +225,7 @@ ${servers}};
 // ---- the daemon ----
 
 export class ReferenceDaemon extends Daemon {
-  // opts: {confirmTimeoutMs, approvalTtlMs}. Daemon's constructor hands them to writeConfig().
+  // opts: {confirmTimeoutMs, approvalTtlMs, adminGroup}. Daemon's constructor hands them to writeConfig().
   static async start(opts = {}) {
     ensureReferenceUsers();
     const d = new ReferenceDaemon(opts);
