@@ -157,6 +157,8 @@ static int on_client(sd_event_source *s, int fd, uint32_t revents, void *userdat
                         client_free(c);
                         return 0;
                 }
+                if (c->b->stopping && !outbuf_pending(&c->out))
+                        broker_maybe_finish_stop(c->b);
         }
         if ((c->closing || (c->read_closed && c->inflight == 0)) && !outbuf_pending(&c->out)) {
                 client_free(c);

@@ -145,8 +145,18 @@ static int worker_down(struct broker *b, struct chan_msg *m) {
 }
 
 void broker_maybe_finish_stop(struct broker *b) {
-        if (!b->stopping || broker_calls_in_flight(b) > 0)
+        static bool done;
+
+        /* Calls finishing in the loop's last iteration may each get here: STOPPED goes once. */
+        if (!b->stopping || done || broker_calls_in_flight(b) > 0)
                 return;
+        /* A finished call is only finished once its answer has left: flush what we can now, and come back
+         * from the client's write handler for the rest (the supervisor's stop deadline bounds the wait). */
+        for (struct client *c = b->clients; c; c = c->next)
+                if (c->fd >= 0 && outbuf_pending(&c->out) && outbuf_flush(&c->out, c->fd) >= 0 &&
+                    outbuf_pending(&c->out))
+                        return;
+        done = true;
         log_info("no calls in flight; stopping");
         broker_send_supervisor(b, CHAN_STOPPED, json_object());
         sd_event_exit(b->event, 0);

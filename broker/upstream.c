@@ -433,6 +433,13 @@ static void relay_error(struct call *call, const json_t *error) {
         json_int_t code = json_integer_value(json_object_get(error, "code"));
         json_t *data = NULL;
 
+        /* The -310xx codes are the broker's own statements (unavailable, timeout, overloaded, audit): a
+         * worker may not speak for the broker. */
+        if (code <= BASTION_ERROR_RESERVED_MAX && code >= BASTION_ERROR_RESERVED_MIN) {
+                log_warning("worker %s answered with the broker's reserved error code %lld; passed on as an "
+                            "internal error", call->up->name, (long long) code);
+                code = JSONRPC_INTERNAL_ERROR;
+        }
         if (call->kind == CALL_RESOURCE_READ && code == MCP_RESOURCE_NOT_FOUND) {
                 data = json_pack("{s:s}", "uri", call->uri ? call->uri : "");
                 if (call->era == ERA_MODERN)
@@ -462,6 +469,16 @@ static void relay_response(struct upstream *u, const struct jsonrpc_msg *m) {
                 if (!json_is_array(json_object_get(m->result, "content")))
                         return upstream_violation(u, "tools/call result without content");
                 result = json_deep_copy(m->result);
+                /* Asking the human is the broker's business (approval/confirm.c): a worker cannot make its
+                 * result an input request, nor hand the client a requestState of its own. */
+                if (result && (json_object_get(result, "resultType") || json_object_get(result, "inputRequests") ||
+                               json_object_get(result, "requestState"))) {
+                        log_warning("worker %s: %s result carried resultType/inputRequests/requestState; removed",
+                                    u->name, call->tool);
+                        json_object_del(result, "resultType");
+                        json_object_del(result, "inputRequests");
+                        json_object_del(result, "requestState");
+                }
                 break;
         case CALL_RESOURCES_LIST:
                 result = resources_filtered(call, json_object_get(m->result, "resources"));

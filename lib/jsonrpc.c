@@ -113,7 +113,12 @@ invalid_id:
         json_decref(root);
         return -EBADMSG;
 invalid_params:
-        envelope_invalid(id, "Invalid Request: params must be an object", ret_error);
+        /* A notification (string method, no id) is never answered, not even when its params are bad:
+         * the sender expects no reply and may not be able to match one. */
+        if (id)
+                envelope_invalid(id, "Invalid Request: params must be an object", ret_error);
+        else if (ret_error)
+                *ret_error = NULL;
         json_decref(root);
         return -EBADMSG;
 invalid:

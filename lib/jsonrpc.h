@@ -19,6 +19,9 @@
 #define BASTION_ERROR_TIMEOUT -31002
 #define BASTION_ERROR_OVERLOADED -31003
 #define BASTION_ERROR_AUDIT -31004
+/* The range the broker keeps for itself: a worker's error in it is passed on as an internal error. */
+#define BASTION_ERROR_RESERVED_MIN -31099
+#define BASTION_ERROR_RESERVED_MAX -31000
 
 enum jsonrpc_kind {
         JSONRPC_REQUEST,

@@ -58,3 +58,10 @@ tests_unit_test_sandbox_worker_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(CRITERI
 tests_unit_test_sandbox_worker_LDADD = $(SANDBOX_LIBS) $(CRITERION_LIBS)
 EXTRA_tests_unit_test_sandbox_worker_DEPENDENCIES = bastion-worker
 endif
+
+# A worker that lies to the broker (reserved error codes, forged input requests), for the attacker-side
+# tests of what the broker passes on (tests/integration/hostile.test.mjs).
+check_PROGRAMS += tests/hostile/bastion-hostile-worker
+tests_hostile_bastion_hostile_worker_SOURCES = tests/hostile/hostile-worker.c
+tests_hostile_bastion_hostile_worker_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
+tests_hostile_bastion_hostile_worker_LDADD = $(SANDBOX_LIBS) $(LIBBASTION)

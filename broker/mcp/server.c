@@ -159,6 +159,10 @@ static void handle_tools_call(struct client *c, enum era era, json_t *id, json_t
                 record_denial(c->b, c, tp->name, msg);
                 return reply_tool_error(c, era, id, msg);
         }
+        /* A stop drains the calls already in flight; new ones would only make it wait longer. */
+        if (c->b->stopping)
+                return reply_error(c, id, BASTION_ERROR_SERVER_UNAVAILABLE, "Not run: Bastion is stopping; nothing was done",
+                                   json_pack("{s:s}", "server", c->server));
         if (c->b->audit_failed)
                 return reply_error(c, id, BASTION_ERROR_AUDIT, "Refused: the audit log cannot be written, so nothing "
                                    "may run", NULL);

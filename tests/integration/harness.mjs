@@ -167,7 +167,7 @@ bastion = {
         control_socket = ${q(d.controlSocket)};
         state_dir = ${q(d.stateDir)};
         runtime_dir = ${q(d.runtimeDir)};
-        libexec_dir = ${q(BUILD_DIR)};
+        libexec_dir = ${q(d.libexecDir)};
         audit_dir = ${q(join(d.dir, 'audit'))};
         secrets_key_file = ${q(join(d.dir, 'secrets.key'))};
         worker_uids = [ ${d.uids.min}, ${d.uids.max} ];
@@ -269,8 +269,9 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
 }
 
 export class Daemon {
-  static async start({ servers = [inventoryServer('inventory')], wait = ['inventory'] } = {}) {
-    const d = new Daemon(servers);
+  // libexecDir: where bastiond finds bastion-broker and bastion-worker (default: the build directory).
+  static async start({ servers = [inventoryServer('inventory')], wait = ['inventory'], libexecDir } = {}) {
+    const d = new Daemon(servers, { libexecDir });
     try {
       await d.waitReady(wait);
     } catch (e) {
@@ -280,8 +281,9 @@ export class Daemon {
     return d;
   }
 
-  constructor(servers) {
+  constructor(servers, { libexecDir = BUILD_DIR } = {}) {
     ensureTestUser();
+    this.libexecDir = libexecDir;
     this.dir = mkdtempSync('/tmp/bastion-it-');
     // Workers run as unprivileged uids and must be able to reach their state directory below here.
     chmodSync(this.dir, 0o755);

@@ -3,7 +3,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { Daemon, runShim, withDaemon } from './harness.mjs';
+import { Daemon, runShim, sleep, waitFor, withDaemon } from './harness.mjs';
 
 const INITIALIZE = JSON.stringify({
   jsonrpc: '2.0', id: 1, method: 'initialize',
@@ -18,6 +18,30 @@ test('SIGTERM with a client connected exits 0 and leaves no process behind', asy
   assert.ok(kinds.includes('bastion-broker'), `no broker in ${kinds}`);
   assert.ok(kinds.includes('bastion-worker'), `no worker in ${kinds}`);
   await d.stop();
+});
+
+test('SIGTERM drains the call in flight and refuses new calls meanwhile; exit 0', async (t) => {
+  const d = await withDaemon(t);
+  const c = await d.connectV1();
+  const args = { name: 'get_stock', arguments: { sku: 'SKU-1001' } };
+  assert.equal((await c.callTool(args)).structuredContent.total, 23);
+  const worker = d.workerPid('inventory');
+  process.kill(worker, 'SIGSTOP'); // the next call stays in flight until SIGCONT
+  t.after(() => { try { process.kill(worker, 'SIGCONT'); } catch { /* gone */ } });
+  const inflight = c.callTool(args);
+  await sleep(200);
+  process.kill(d.pid, 'SIGTERM');
+  await waitFor('the broker to begin its stop', () => /stop requested; 1 call\(s\) in flight/.test(d.stderr), 3000);
+  await assert.rejects(c.callTool(args), (e) => {
+    assert.equal(e.code, -31001);
+    assert.match(e.message, /Not run: Bastion is stopping; nothing was done/);
+    return true;
+  });
+  process.kill(worker, 'SIGCONT');
+  assert.equal((await inflight).structuredContent.total, 23);
+  assert.deepEqual(await d.exit, { code: 0, signal: null }, d.stderr);
+  assert.equal(d.stderr.match(/no calls in flight; stopping/g)?.length, 1);
+  d.cleanup();
 });
 
 test('bastion-stdio relays until stdin ends, drains every reply and exits 0', async (t) => {

@@ -84,6 +84,14 @@ Test(framing, notifications_get_no_response) {
         r = fixture_send(&f, "{\"jsonrpc\":\"2.0\",\"method\":\"tools/list\"}");
         cr_assert_eq(json_array_size(r), 0);
         json_decref(r);
+        /* Nor when its params are not an object: a notification is never answered. */
+        r = fixture_send(&f, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/cancelled\",\"params\":[3]}");
+        cr_assert_eq(json_array_size(r), 0);
+        json_decref(r);
+        /* The same with an id is a request, and gets its error. */
+        assert_reply(fixture_send(&f, "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"tools/list\",\"params\":[3]}"),
+                     "{\"jsonrpc\":\"2.0\",\"id\":4,\"error\":{\"code\":-32600,"
+                     "\"message\":\"Invalid Request: params must be an object\"}}");
 }
 
 Test(framing, unknown_method_gets_method_not_found) {
