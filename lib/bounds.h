@@ -49,6 +49,8 @@
  * outstanding at once (their nonces are remembered until they expire). */
 #define BASTION_CONFIRM_TIMEOUT_MS (5 * 60 * 1000)
 #define BASTION_MAX_CONFIRM_STATES 4096
+/* Of which one principal may hold this many (used states are remembered until they expire). */
+#define BASTION_MAX_CONFIRM_STATES_PER_PRINCIPAL 256
 /* A sealed requestState is small; anything longer is not one of ours. */
 #define BASTION_MAX_CONFIRM_STATE 1024
 

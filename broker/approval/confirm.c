@@ -27,6 +27,7 @@
 
 struct used_nonce {
         unsigned char nonce[16];
+        unsigned char owner[16];        /* BLAKE2b-128 of the principal's sub: the per-principal quota */
         uint64_t expires_ms;
 };
 
@@ -281,10 +282,12 @@ static json_t *state_open(const struct client *c, const char *tool, const json_t
 }
 
 /* Marks a state's nonce used. False when it already was (a replay) or too many are live. */
-static bool nonce_consume(const char *once_hex, uint64_t expires_ms, const char **why) {
-        unsigned char once[16];
+static bool nonce_consume(const char *sub, const char *once_hex, uint64_t expires_ms, const char **why) {
+        unsigned char once[16], owner[16];
         uint64_t now = now_ms();
-        size_t kept = 0;
+        size_t kept = 0, mine = 0;
+
+        crypto_generichash(owner, sizeof(owner), (const unsigned char *) sub, strlen(sub), NULL, 0);
 
         *why = "requestState failed verification";
         if (!once_hex || sodium_hex2bin(once, sizeof(once), once_hex, strlen(once_hex), NULL, NULL, NULL) < 0)
@@ -296,13 +299,16 @@ static bool nonce_consume(const char *once_hex, uint64_t expires_ms, const char 
                         *why = "requestState was already used";
                         return false;
                 }
+                mine += sodium_memcmp(used[i].owner, owner, sizeof(owner)) == 0;
                 used[kept++] = used[i];
         }
         n_used = kept;
-        if (n_used >= ELEMENTSOF(used)) {
+        /* One principal cannot fill the table and lock everyone else out of confirming. */
+        if (n_used >= ELEMENTSOF(used) || mine >= BASTION_MAX_CONFIRM_STATES_PER_PRINCIPAL) {
                 *why = "too many confirmations outstanding; try again later";
                 return false;
         }
+        memcpy(used[n_used].owner, owner, sizeof(owner));
         memcpy(used[n_used].nonce, once, sizeof(once));
         used[n_used++].expires_ms = expires_ms;
         return true;
@@ -320,7 +326,7 @@ static void confirm_modern(struct client *c, json_t *id, const char *tool, json_
 
         if (state && json_is_object(answer)) {
                 opened = state_open(c, tool, arguments, state, &why);
-                if (!opened || !nonce_consume(json_string_value(json_object_get(opened, "once")),
+                if (!opened || !nonce_consume(c->principal.sub, json_string_value(json_object_get(opened, "once")),
                                               json_integer_value(json_object_get(opened, "exp")), &why)) {
                         log_notice("confirmation of %s/%s by %s refused: %s", c->server, tool, c->principal.sub, why);
                         snprintf(msg, sizeof(msg), "Invalid params: %s; nothing was done", why);

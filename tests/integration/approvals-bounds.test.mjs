@@ -58,3 +58,33 @@ test('approvals list: a control-socket user whose role lacks approvals:grant is 
   assert.equal((await d.approvals()).length, 1); // root still sees it
   await d.stop();
 });
+
+// A used requestState is remembered until it expires (so it works once); one principal may hold at most
+// 256 of those places, so no one can fill the table and lock the others out of confirming.
+test('confirm (2026-07-28): one principal cannot use up everyone\'s confirmations', async (t) => {
+  const d = await withReference(t);
+  const REORDER = { sku: 'SKU-1008', quantity: 4, warehouse: 'WH-CHI' };
+  const DECLINE = { confirm: { action: 'decline' } };
+  const ask = async (raw) => {
+    const r = await raw.call('create_reorder', REORDER);
+    assert.equal(r.result?.resultType, 'input_required', JSON.stringify(r));
+    return r.result.requestState;
+  };
+  const scm = await d.rawModern('scm', 'inventory');
+  for (let i = 0; i < 256; i++) {
+    const r = await scm.call('create_reorder', REORDER, { requestState: await ask(scm), inputResponses: DECLINE });
+    assert.equal(r.result?.isError, true, JSON.stringify(r)); // declined: nothing runs, the state is used up
+  }
+  const over = await scm.call('create_reorder', REORDER, { requestState: await ask(scm), inputResponses: DECLINE });
+  assert.equal(over.error?.code, -32602, JSON.stringify(over));
+  assert.equal(over.error.message, 'Invalid params: too many confirmations outstanding; try again later; nothing was done');
+
+  // Someone else still confirms, and the reorder runs.
+  const root = await d.rawModern('root', 'inventory');
+  const ok = await root.call('create_reorder', REORDER, {
+    requestState: await ask(root), inputResponses: { confirm: { action: 'accept', content: { confirm: true } } },
+  });
+  assert.equal(ok.result?.resultType, 'complete', JSON.stringify(ok));
+  assert.equal(ok.result.isError ?? false, false, JSON.stringify(ok));
+  await d.stop();
+});
