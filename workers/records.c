@@ -360,3 +360,34 @@ int textbuf_list_result(struct textbuf *t, json_t *structured, size_t count, con
                               status ?: "", t->buf);
         return *ret ? 0 : -ENOMEM;
 }
+
+int records_list(struct tool_call *call, const struct records_list_spec *spec, const char *status, long long limit,
+                 json_t **ret) {
+        struct records *rs = call->domain_state;
+        _cleanup_(records_resetp) sqlite3_stmt *st = records_stmt(rs, spec->stmt, call->principal);
+        _cleanup_(textbuf_done) struct textbuf t = {};
+        _cleanup_json_ json_t *list = json_array();
+        int r;
+
+        if (!list || textbuf_open(&t) < 0)
+                return -ENOMEM;
+        records_bind_list(st, status, limit);
+        while ((r = records_step(rs, st)) > 0) {
+                json_array_append_new(list, spec->row_json(st));
+                fputc('\n', t.f);
+                spec->describe(t.f, st);
+        }
+        if (r < 0)
+                return r;
+        return textbuf_list_result(&t, json_pack("{s:I, s:O}", "count", (json_int_t) json_array_size(list),
+                                                 spec->key, list),
+                                   json_array_size(list), spec->noun, status, ret);
+}
+
+int records_list_tool(struct tool_call *call, const struct records_list_spec *spec, json_t **ret) {
+        long long limit;
+
+        if (!records_arg_limit(call->arguments, &limit))
+                return tool_fail(ret, "limit must be between 1 and %d", RECORDS_MAX_LIST);
+        return records_list(call, spec, records_arg_string(call->arguments, "status"), limit, ret);
+}

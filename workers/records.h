@@ -121,6 +121,21 @@ void textbuf_done(struct textbuf *t);
 /* *ret = tool_result_ok(structured (stolen), the text); returns 0 or -ENOMEM. */
 int textbuf_result(struct textbuf *t, json_t *structured, json_t **ret);
 /* The same for a list: "N noun(s)[ with status S]:" then the rows written to t, one per line. */
+/* A list tool of a record domain: one tenant-scoped statement with :status and :limit, each row as
+ * structured JSON and as one described line of text. */
+struct records_list_spec {
+        size_t stmt;                    /* index into the domain's statements */
+        const char *key;                /* "orders": the array in structuredContent */
+        const char *noun;               /* "order": the text's "N order(s)" */
+        json_t *(*row_json)(sqlite3_stmt *st);
+        void (*describe)(FILE *f, sqlite3_stmt *st);
+};
+
+int records_list(struct tool_call *call, const struct records_list_spec *spec, const char *status, long long limit,
+                 json_t **ret);
+/* The same with status and limit from the call's arguments (an out-of-range limit is a tool error). */
+int records_list_tool(struct tool_call *call, const struct records_list_spec *spec, json_t **ret);
+
 int textbuf_list_result(struct textbuf *t, json_t *structured, size_t count, const char *noun, const char *status,
                         json_t **ret);
 

@@ -421,7 +421,7 @@ Test(process, sandboxed_worker_is_confined_and_still_writes_its_database) {
 
         /* The row is on disk: a fresh, unconfined open of the database sees it. */
         cr_assert_eq(inventory_domain.open(db, false, &state), 0);
-        cr_assert_eq(sqlite3_prepare_v2(((struct inventory *) state)->db, "SELECT count(*) FROM reorders "
+        cr_assert_eq(sqlite3_prepare_v2(((struct records *) state)->db, "SELECT count(*) FROM reorders "
                                         "WHERE sku = 'SKU-1003' AND quantity = 9", -1, &st, NULL), SQLITE_OK);
         cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
         cr_assert_eq(sqlite3_column_int(st, 0), 1);

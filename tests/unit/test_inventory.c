@@ -21,7 +21,7 @@ static void teardown(void) {
 TestSuite(inventory, .init = setup, .fini = teardown);
 
 static long long count_rows(void *state, const char *sql) {
-        struct inventory *inv = state;
+        struct records *inv = state;
         sqlite3_stmt *st;
         long long n;
 
@@ -39,7 +39,7 @@ static char *dump(void *state) {
                 "SELECT sku || '|' || name || '|' || reorder_point || '|' || reorder_qty FROM skus ORDER BY sku",
                 "SELECT sku || '|' || warehouse || '|' || on_hand FROM stock ORDER BY sku, warehouse",
         };
-        struct inventory *inv = state;
+        struct records *inv = state;
         char *out = NULL;
         size_t len = 0;
         FILE *m = open_memstream(&out, &len);
@@ -104,15 +104,15 @@ Test(inventory, seed_never_touches_a_database_with_data) {
         struct worker_fixture empty;
 
         /* Seeding the already seeded database again changes nothing. */
-        cr_assert_eq(inventory_seed(f.state), 0);
+        cr_assert_eq(records_seed(f.state), 0);
         cr_assert_eq(count_rows(f.state, "SELECT count(*) FROM stock"), 29);
 
         /* A database holding only someone's own warehouse is not "empty" either. */
         fixture_open(&empty, false);
         cr_assert_eq(count_rows(empty.state, "SELECT count(*) FROM skus"), 0);
-        cr_assert_eq(sqlite3_exec(((struct inventory *) empty.state)->db,
+        cr_assert_eq(sqlite3_exec(((struct records *) empty.state)->db,
                                   "INSERT INTO warehouses VALUES ('WH-OWN', 'Own', 'Here')", NULL, NULL, NULL), SQLITE_OK);
-        cr_assert_eq(inventory_seed(empty.state), 0);
+        cr_assert_eq(records_seed(empty.state), 0);
         cr_assert_eq(count_rows(empty.state, "SELECT count(*) FROM skus"), 0);
         cr_assert_eq(count_rows(empty.state, "SELECT count(*) FROM warehouses"), 1);
         fixture_close(&empty);

@@ -11,6 +11,7 @@
 
 #include "util.h"
 #include "workers/inventory/inventory.h"
+#include "workers/records.h"
 #include "workers/worker.h"
 
 struct worker_fixture {

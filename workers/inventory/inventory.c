@@ -10,6 +10,7 @@
 #include "log.h"
 #include "util.h"
 #include "workers/inventory/inventory.h"
+#include "workers/records.h"
 #include "workers/worker.h"
 
 #define SKU_PROPERTY \
@@ -18,10 +19,6 @@
 #define WAREHOUSE_PROPERTY(what) \
         "\"warehouse\":{\"type\":\"string\",\"description\":\"" what "\"," \
         "\"pattern\":\"^WH-[A-Z]{3}$\",\"minLength\":6,\"maxLength\":6}"
-#define LIMIT_PROPERTY \
-        "\"limit\":{\"type\":\"integer\",\"description\":\"Maximum number of rows (default 20)\"," \
-        "\"minimum\":1,\"maximum\":100,\"default\":20}"
-
 #define REORDER_SCHEMA \
         "{\"type\":\"object\",\"properties\":{" \
         "\"reorder_id\":{\"type\":\"integer\"},\"sku\":{\"type\":\"string\"},\"warehouse\":{\"type\":\"string\"}," \
@@ -46,32 +43,28 @@ static bool arg_int(const json_t *args, const char *key, long long *ret) {
         return false;
 }
 
-static const char *col_text(sqlite3_stmt *st, int i) {
-        return (const char *) sqlite3_column_text(st, i);
-}
-
 /* 1 when the row exists, 0 when not, negative errno on failure. */
-static int lookup(struct inventory *inv, sqlite3_stmt *st, const char *key) {
-        _cleanup_(inventory_stmt_resetp) sqlite3_stmt *q = st;
+static int lookup(struct records *inv, sqlite3_stmt *st, const char *key) {
+        _cleanup_(records_resetp) sqlite3_stmt *q = st;
 
         sqlite3_bind_text(q, 1, key, -1, SQLITE_TRANSIENT);
-        return inventory_step(inv, q);
+        return records_step(inv, q);
 }
 
 /* 0 when every name given (NULL = not asked) exists; 1 when *ret holds the isError answer naming the
  * unknown one; negative errno on failure. */
-static int check_known(struct inventory *inv, const char *sku, const char *warehouse, json_t **ret) {
+static int check_known(struct records *inv, const char *sku, const char *warehouse, json_t **ret) {
         int r;
 
         if (sku) {
-                r = lookup(inv, inv->sku, sku);
+                r = lookup(inv, inv->st[INV_SKU], sku);
                 if (r < 0)
                         return r;
                 if (r == 0)
                         return tool_fail(ret, "unknown SKU: %s", sku) < 0 ? -ENOMEM : 1;
         }
         if (warehouse) {
-                r = lookup(inv, inv->warehouse, warehouse);
+                r = lookup(inv, inv->st[INV_WAREHOUSE], warehouse);
                 if (r < 0)
                         return r;
                 if (r == 0)
@@ -81,13 +74,6 @@ static int check_known(struct inventory *inv, const char *sku, const char *wareh
 }
 
 /* The optional "limit" argument, or the default. */
-static bool arg_limit(const json_t *args, long long *ret) {
-        *ret = INVENTORY_DEFAULT_LIST;
-        if (!json_object_get(args, "limit"))
-                return true;
-        return arg_int(args, "limit", ret) && *ret >= 1 && *ret <= INVENTORY_MAX_LIST;
-}
-
 static json_t *reorder_from_row(sqlite3_stmt *st) {
         return json_pack("{s:I, s:s, s:s, s:I, s:s, s:s, s:s?}",
                          "reorder_id", (json_int_t) sqlite3_column_int64(st, 0), "sku", col_text(st, 1),
@@ -103,16 +89,16 @@ static void reorder_describe(FILE *f, sqlite3_stmt *st) {
 
 /* ---- get_stock ---- */
 
-static int stock_rows(struct inventory *inv, const char *sku, const char *warehouse, json_t *rows,
+static int stock_rows(struct records *inv, const char *sku, const char *warehouse, json_t *rows,
                       long long *ret_total) {
-        _cleanup_(inventory_stmt_resetp) sqlite3_stmt *st = inv->stock;
+        _cleanup_(records_resetp) sqlite3_stmt *st = inv->st[INV_STOCK];
         long long total = 0;
         int r;
 
         sqlite3_bind_text(st, 1, sku, -1, SQLITE_TRANSIENT);
         if (warehouse)
                 sqlite3_bind_text(st, 2, warehouse, -1, SQLITE_TRANSIENT);
-        while ((r = inventory_step(inv, st)) > 0) {
+        while ((r = records_step(inv, st)) > 0) {
                 total += sqlite3_column_int64(st, 1);
                 json_array_append_new(rows, json_pack("{s:s, s:I}", "warehouse", col_text(st, 0),
                                                       "on_hand", (json_int_t) sqlite3_column_int64(st, 1)));
@@ -125,10 +111,10 @@ static int stock_rows(struct inventory *inv, const char *sku, const char *wareho
 }
 
 static int get_stock(struct tool_call *call, json_t **ret) {
-        struct inventory *inv = call->domain_state;
+        struct records *inv = call->domain_state;
         const char *sku = json_string_value(json_object_get(call->arguments, "sku"));
         const char *warehouse = json_string_value(json_object_get(call->arguments, "warehouse"));
-        _cleanup_(inventory_stmt_resetp) sqlite3_stmt *k = inv->sku;
+        _cleanup_(records_resetp) sqlite3_stmt *k = inv->st[INV_SKU];
         _cleanup_json_ json_t *rows = json_array();
         _cleanup_free_ char *text = NULL;
         _cleanup_fclose_ FILE *f = NULL;
@@ -139,7 +125,7 @@ static int get_stock(struct tool_call *call, json_t **ret) {
         if (!sku)
                 return tool_fail(ret, "sku is required");
         sqlite3_bind_text(k, 1, sku, -1, SQLITE_TRANSIENT);
-        r = inventory_step(inv, k);
+        r = records_step(inv, k);
         if (r <= 0)
                 return r < 0 ? r : tool_fail(ret, "unknown SKU: %s", sku);
         r = check_known(inv, NULL, warehouse, ret);
@@ -171,9 +157,9 @@ static int get_stock(struct tool_call *call, json_t **ret) {
 /* ---- list_low_stock ---- */
 
 static int list_low_stock(struct tool_call *call, json_t **ret) {
-        struct inventory *inv = call->domain_state;
+        struct records *inv = call->domain_state;
         const char *warehouse = json_string_value(json_object_get(call->arguments, "warehouse"));
-        _cleanup_(inventory_stmt_resetp) sqlite3_stmt *st = inv->low;
+        _cleanup_(records_resetp) sqlite3_stmt *st = inv->st[INV_LOW];
         _cleanup_json_ json_t *items = json_array();
         _cleanup_free_ char *text = NULL;
         _cleanup_fclose_ FILE *f = NULL;
@@ -181,8 +167,8 @@ static int list_low_stock(struct tool_call *call, json_t **ret) {
         long long limit;
         int r;
 
-        if (!arg_limit(call->arguments, &limit))
-                return tool_fail(ret, "limit must be between 1 and %d", INVENTORY_MAX_LIST);
+        if (!records_arg_limit(call->arguments, &limit))
+                return tool_fail(ret, "limit must be between 1 and %d", RECORDS_MAX_LIST);
         r = check_known(inv, NULL, warehouse, ret);
         if (r != 0)
                 return r < 0 ? r : 0;
@@ -193,7 +179,7 @@ static int list_low_stock(struct tool_call *call, json_t **ret) {
         if (warehouse)
                 sqlite3_bind_text(st, 1, warehouse, -1, SQLITE_TRANSIENT);
         sqlite3_bind_int64(st, 2, limit);
-        while ((r = inventory_step(inv, st)) > 0) {
+        while ((r = records_step(inv, st)) > 0) {
                 json_array_append_new(items, json_pack("{s:s, s:s, s:s, s:I, s:I, s:I}",
                                                        "sku", col_text(st, 0), "name", col_text(st, 1),
                                                        "warehouse", col_text(st, 2),
@@ -217,15 +203,15 @@ static int list_low_stock(struct tool_call *call, json_t **ret) {
 
 /* ---- reorders ---- */
 
-static int reorder_result(struct inventory *inv, long long id, json_t **ret) {
-        _cleanup_(inventory_stmt_resetp) sqlite3_stmt *st = inv->reorder;
+static int reorder_result(struct records *inv, long long id, json_t **ret) {
+        _cleanup_(records_resetp) sqlite3_stmt *st = inv->st[INV_REORDER];
         _cleanup_free_ char *text = NULL;
         _cleanup_fclose_ FILE *f = NULL;
         size_t len = 0;
         int r;
 
         sqlite3_bind_int64(st, 1, id);
-        r = inventory_step(inv, st);
+        r = records_step(inv, st);
         if (r <= 0)
                 return r < 0 ? r : tool_fail(ret, "unknown reorder: %lld", id);
         f = open_memstream(&text, &len);
@@ -239,11 +225,11 @@ static int reorder_result(struct inventory *inv, long long id, json_t **ret) {
 }
 
 static int create_reorder(struct tool_call *call, json_t **ret) {
-        struct inventory *inv = call->domain_state;
+        struct records *inv = call->domain_state;
         const char *sku = json_string_value(json_object_get(call->arguments, "sku"));
         const char *warehouse = json_string_value(json_object_get(call->arguments, "warehouse"));
         const struct worker_principal *p = call->principal;
-        _cleanup_(inventory_stmt_resetp) sqlite3_stmt *st = inv->insert_reorder;
+        _cleanup_(records_resetp) sqlite3_stmt *st = inv->st[INV_INSERT_REORDER];
         long long quantity, id;
         int r;
 
@@ -259,7 +245,7 @@ static int create_reorder(struct tool_call *call, json_t **ret) {
         sqlite3_bind_int64(st, 3, quantity);
         if (p->present)
                 sqlite3_bind_text(st, 4, p->sub, -1, SQLITE_TRANSIENT);
-        r = inventory_step(inv, st);
+        r = records_step(inv, st);
         if (r < 0)
                 return r;
         id = sqlite3_last_insert_rowid(inv->db);
@@ -277,9 +263,9 @@ static int get_reorder(struct tool_call *call, json_t **ret) {
 }
 
 static int list_reorders(struct tool_call *call, json_t **ret) {
-        struct inventory *inv = call->domain_state;
+        struct records *inv = call->domain_state;
         const char *sku = json_string_value(json_object_get(call->arguments, "sku"));
-        _cleanup_(inventory_stmt_resetp) sqlite3_stmt *st = inv->reorders;
+        _cleanup_(records_resetp) sqlite3_stmt *st = inv->st[INV_REORDERS];
         _cleanup_json_ json_t *list = json_array();
         _cleanup_free_ char *text = NULL;
         _cleanup_fclose_ FILE *f = NULL;
@@ -287,15 +273,15 @@ static int list_reorders(struct tool_call *call, json_t **ret) {
         long long limit;
         int r;
 
-        if (!arg_limit(call->arguments, &limit))
-                return tool_fail(ret, "limit must be between 1 and %d", INVENTORY_MAX_LIST);
+        if (!records_arg_limit(call->arguments, &limit))
+                return tool_fail(ret, "limit must be between 1 and %d", RECORDS_MAX_LIST);
         f = open_memstream(&text, &len);
         if (!f || !list)
                 return -ENOMEM;
         if (sku)
                 sqlite3_bind_text(st, 1, sku, -1, SQLITE_TRANSIENT);
         sqlite3_bind_int64(st, 2, limit);
-        while ((r = inventory_step(inv, st)) > 0) {
+        while ((r = records_step(inv, st)) > 0) {
                 json_array_append_new(list, reorder_from_row(st));
                 fputc('\n', f);
                 reorder_describe(f, st);
@@ -334,7 +320,7 @@ static const struct tool inventory_tools[] = {
                 .title = "List low stock",
                 .description = "Stock rows at or below their SKU's reorder point, ordered by SKU and warehouse.",
                 .input_schema = "{\"type\":\"object\",\"properties\":{"
-                                WAREHOUSE_PROPERTY("Only this warehouse, e.g. WH-RTM") "," LIMIT_PROPERTY "},"
+                                WAREHOUSE_PROPERTY("Only this warehouse, e.g. WH-RTM") "," RECORDS_LIMIT_PROPERTY "},"
                                 "\"additionalProperties\":false}",
                 .output_schema = "{\"type\":\"object\",\"properties\":{\"count\":{\"type\":\"integer\"},"
                                  "\"items\":{\"type\":\"array\",\"items\":{\"type\":\"object\",\"properties\":{"
@@ -375,7 +361,7 @@ static const struct tool inventory_tools[] = {
                 .name = "list_reorders",
                 .title = "List reorders",
                 .description = "Reorders, newest first, optionally of one SKU.",
-                .input_schema = "{\"type\":\"object\",\"properties\":{" SKU_PROPERTY "," LIMIT_PROPERTY "},"
+                .input_schema = "{\"type\":\"object\",\"properties\":{" SKU_PROPERTY "," RECORDS_LIMIT_PROPERTY "},"
                                 "\"additionalProperties\":false}",
                 .output_schema = "{\"type\":\"object\",\"properties\":{\"count\":{\"type\":\"integer\"},"
                                  "\"reorders\":{\"type\":\"array\",\"items\":" REORDER_SCHEMA "}},"
@@ -389,7 +375,7 @@ const struct domain inventory_domain = {
         .name = "inventory",
         .server_name = "bastion-inventory",
         .open = inventory_open,
-        .close = inventory_close,
+        .close = records_close,
         .tools = inventory_tools,
         .n_tools = ELEMENTSOF(inventory_tools),
 };

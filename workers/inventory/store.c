@@ -1,11 +1,11 @@
-/* The inventory database: opened, migrated, seeded and its statements prepared before the sandbox
- * locks the worker down, so nothing after lockdown needs to open a file.
+/* The inventory database: its schema, statements and demo data. Opening, configuring, seeding and
+ * preparing are workers/records.c's, like every domain's, all before the sandbox locks the worker down.
  *
  * Journal: WAL with locking_mode=EXCLUSIVE. The worker is the database's only user, and in exclusive
  * mode SQLite keeps its wal-index in heap memory (no -shm file, no shared mapping); the -wal file is
- * opened by the first read below and stays open (and, persistent, is not unlinked on close), so after
+ * opened by the first read at open and stays open (and, persistent, is not unlinked on close), so after
  * lockdown SQLite only reads and writes descriptors it already holds. temp_store=MEMORY keeps sorts
- * and temporary tables off the disk. */
+ * and temporary tables off the disk. Inventory data belongs to no tenant: every statement is global. */
 #include "config.h"
 
 #include <errno.h>
@@ -16,8 +16,7 @@
 #include "log.h"
 #include "util.h"
 #include "workers/inventory/inventory.h"
-
-#define INVENTORY_SCHEMA_VERSION 1
+#include "workers/records.h"
 
 static const char schema_sql[] =
         "BEGIN IMMEDIATE;"
@@ -48,15 +47,6 @@ static const char schema_sql[] =
         "COMMIT;";
 
 /* Pragmas in this order: exclusive locking must be set before WAL is first used (no -shm). */
-static const char pragmas_sql[] =
-        "PRAGMA locking_mode = EXCLUSIVE;"
-        "PRAGMA journal_mode = WAL;"
-        "PRAGMA synchronous = FULL;"
-        "PRAGMA trusted_schema = OFF;"
-        "PRAGMA secure_delete = ON;"
-        "PRAGMA foreign_keys = ON;"
-        "PRAGMA temp_store = MEMORY;";
-
 static const struct { const char *id, *name, *city; } demo_warehouses[] = {
         { "WH-BER", "Berlin distribution centre", "Berlin" },
         { "WH-RTM", "Rotterdam port warehouse", "Rotterdam" },
@@ -90,82 +80,37 @@ static const struct { const char *sku, *warehouse; int on_hand; } demo_stock[] =
         { "SKU-1010", "WH-BER", 9 },    { "SKU-1010", "WH-CHI", 12 },
 };
 
-static int db_error(struct inventory *inv, const char *what) {
-        return log_error_errno(EIO, "SQLite: %s: %s", what, sqlite3_errmsg(inv->db));
-}
+static const struct records_stmt stmts[_INV_MAX] = {
+        [INV_SKU] = { "SELECT name, reorder_point, reorder_qty FROM skus WHERE sku = ?1", true },
+        [INV_WAREHOUSE] = { "SELECT name, city FROM warehouses WHERE id = ?1", true },
+        [INV_STOCK] = { "SELECT warehouse, on_hand FROM stock WHERE sku = ?1 "
+                        "AND (?2 IS NULL OR warehouse = ?2) ORDER BY warehouse", true },
+        [INV_LOW] = { "SELECT s.sku, k.name, s.warehouse, s.on_hand, k.reorder_point, k.reorder_qty "
+                      "FROM stock s JOIN skus k ON k.sku = s.sku "
+                      "WHERE s.on_hand <= k.reorder_point AND (?1 IS NULL OR s.warehouse = ?1) "
+                      "ORDER BY s.sku, s.warehouse LIMIT ?2", true },
+        [INV_INSERT_REORDER] = { "INSERT INTO reorders (sku, warehouse, quantity, status, requested_by) "
+                                 "VALUES (?1, ?2, ?3, 'requested', ?4)", true },
+        [INV_REORDER] = { "SELECT id, sku, warehouse, quantity, status, created_at, requested_by "
+                          "FROM reorders WHERE id = ?1", true },
+        [INV_REORDERS] = { "SELECT id, sku, warehouse, quantity, status, created_at, requested_by "
+                           "FROM reorders WHERE (?1 IS NULL OR sku = ?1) ORDER BY id DESC LIMIT ?2", true },
+};
 
-static int exec_sql(struct inventory *inv, const char *sql, const char *what) {
-        if (sqlite3_exec(inv->db, sql, NULL, NULL, NULL) != SQLITE_OK)
-                return db_error(inv, what);
-        return 0;
-}
-
-static void finalizep(sqlite3_stmt **st) {
-        sqlite3_finalize(*st);
-}
-
-void inventory_stmt_resetp(sqlite3_stmt **st) {
-        if (*st) {
-                sqlite3_reset(*st);
-                sqlite3_clear_bindings(*st);
-        }
-}
-
-int inventory_step(struct inventory *inv, sqlite3_stmt *st) {
-        int r = sqlite3_step(st);
-
-        if (r == SQLITE_ROW)
-                return 1;
-        if (r == SQLITE_DONE)
-                return 0;
-        return db_error(inv, sqlite3_sql(st));
-}
-
-static int prepare(struct inventory *inv, sqlite3_stmt **ret, const char *sql) {
-        if (sqlite3_prepare_v3(inv->db, sql, -1, SQLITE_PREPARE_PERSISTENT, ret, NULL) != SQLITE_OK)
-                return db_error(inv, sql);
-        return 0;
-}
-
-static int prepare_all(struct inventory *inv) {
-        const struct { sqlite3_stmt **st; const char *sql; } stmts[] = {
-                { &inv->sku, "SELECT name, reorder_point, reorder_qty FROM skus WHERE sku = ?1" },
-                { &inv->warehouse, "SELECT name, city FROM warehouses WHERE id = ?1" },
-                { &inv->stock, "SELECT warehouse, on_hand FROM stock WHERE sku = ?1 "
-                               "AND (?2 IS NULL OR warehouse = ?2) ORDER BY warehouse" },
-                { &inv->low, "SELECT s.sku, k.name, s.warehouse, s.on_hand, k.reorder_point, k.reorder_qty "
-                             "FROM stock s JOIN skus k ON k.sku = s.sku "
-                             "WHERE s.on_hand <= k.reorder_point AND (?1 IS NULL OR s.warehouse = ?1) "
-                             "ORDER BY s.sku, s.warehouse LIMIT ?2" },
-                { &inv->insert_reorder, "INSERT INTO reorders (sku, warehouse, quantity, status, requested_by) "
-                                        "VALUES (?1, ?2, ?3, 'requested', ?4)" },
-                { &inv->reorder, "SELECT id, sku, warehouse, quantity, status, created_at, requested_by "
-                                 "FROM reorders WHERE id = ?1" },
-                { &inv->reorders, "SELECT id, sku, warehouse, quantity, status, created_at, requested_by "
-                                  "FROM reorders WHERE (?1 IS NULL OR sku = ?1) ORDER BY id DESC LIMIT ?2" },
-        };
-
-        for (size_t i = 0; i < ELEMENTSOF(stmts); i++) {
-                int r = prepare(inv, stmts[i].st, stmts[i].sql);
-                if (r < 0)
-                        return r;
-        }
-        return 0;
-}
-
-static int insert_demo_rows(struct inventory *inv) {
-        _cleanup_(finalizep) sqlite3_stmt *w = NULL, *k = NULL, *s = NULL;
+static int seed(struct records *rs) {
+        _cleanup_(records_finalizep) sqlite3_stmt *w = NULL, *k = NULL, *s = NULL;
         int r;
 
-        if ((r = prepare(inv, &w, "INSERT INTO warehouses (id, name, city) VALUES (?1, ?2, ?3)")) < 0 ||
-            (r = prepare(inv, &k, "INSERT INTO skus (sku, name, reorder_point, reorder_qty) VALUES (?1, ?2, ?3, ?4)")) < 0 ||
-            (r = prepare(inv, &s, "INSERT INTO stock (sku, warehouse, on_hand) VALUES (?1, ?2, ?3)")) < 0)
+        if ((r = records_prepare(rs, "INSERT INTO warehouses (id, name, city) VALUES (?1, ?2, ?3)", &w)) < 0 ||
+            (r = records_prepare(rs, "INSERT INTO skus (sku, name, reorder_point, reorder_qty) "
+                                     "VALUES (?1, ?2, ?3, ?4)", &k)) < 0 ||
+            (r = records_prepare(rs, "INSERT INTO stock (sku, warehouse, on_hand) VALUES (?1, ?2, ?3)", &s)) < 0)
                 return r;
         for (size_t i = 0; i < ELEMENTSOF(demo_warehouses) && r >= 0; i++) {
                 sqlite3_bind_text(w, 1, demo_warehouses[i].id, -1, SQLITE_STATIC);
                 sqlite3_bind_text(w, 2, demo_warehouses[i].name, -1, SQLITE_STATIC);
                 sqlite3_bind_text(w, 3, demo_warehouses[i].city, -1, SQLITE_STATIC);
-                r = inventory_step(inv, w);
+                r = records_step(rs, w);
                 sqlite3_reset(w);
         }
         for (size_t i = 0; i < ELEMENTSOF(demo_skus) && r >= 0; i++) {
@@ -173,143 +118,30 @@ static int insert_demo_rows(struct inventory *inv) {
                 sqlite3_bind_text(k, 2, demo_skus[i].name, -1, SQLITE_STATIC);
                 sqlite3_bind_int(k, 3, demo_skus[i].reorder_point);
                 sqlite3_bind_int(k, 4, demo_skus[i].reorder_qty);
-                r = inventory_step(inv, k);
+                r = records_step(rs, k);
                 sqlite3_reset(k);
         }
         for (size_t i = 0; i < ELEMENTSOF(demo_stock) && r >= 0; i++) {
                 sqlite3_bind_text(s, 1, demo_stock[i].sku, -1, SQLITE_STATIC);
                 sqlite3_bind_text(s, 2, demo_stock[i].warehouse, -1, SQLITE_STATIC);
                 sqlite3_bind_int(s, 3, demo_stock[i].on_hand);
-                r = inventory_step(inv, s);
+                r = records_step(rs, s);
                 sqlite3_reset(s);
         }
         return r < 0 ? r : 0;
 }
 
-static int database_is_empty(struct inventory *inv) {
-        _cleanup_(finalizep) sqlite3_stmt *st = NULL;
-        int r;
-
-        r = prepare(inv, &st, "SELECT NOT EXISTS (SELECT 1 FROM warehouses) AND NOT EXISTS (SELECT 1 FROM skus) "
-                              "AND NOT EXISTS (SELECT 1 FROM stock) AND NOT EXISTS (SELECT 1 FROM reorders)");
-        if (r < 0)
-                return r;
-        r = inventory_step(inv, st);
-        return r < 0 ? r : r > 0 && sqlite3_column_int(st, 0);
-}
-
-int inventory_seed(struct inventory *inv) {
-        int r;
-
-        /* One write transaction: the emptiness check and the rows are atomic, a crash leaves nothing. */
-        r = exec_sql(inv, "BEGIN IMMEDIATE", "begin seed");
-        if (r < 0)
-                return r;
-        r = database_is_empty(inv);
-        if (r > 0)
-                r = insert_demo_rows(inv);
-        else if (r == 0) {
-                log_info("Database already holds data, not seeding the demo data set");
-                exec_sql(inv, "ROLLBACK", "rollback");
-                return 0;
-        }
-        if (r < 0) {
-                exec_sql(inv, "ROLLBACK", "rollback");
-                return r;
-        }
-        r = exec_sql(inv, "COMMIT", "commit seed");
-        if (r < 0)
-                return r;
-        log_info("Seeded the demo data set");
-        return 1;
-}
-
-static int pragma_value(struct inventory *inv, const char *sql, char *buf, size_t len) {
-        _cleanup_(finalizep) sqlite3_stmt *st = NULL;
-        int r = prepare(inv, &st, sql);
-
-        if (r >= 0)
-                r = inventory_step(inv, st);
-        if (r < 0)
-                return r;
-        snprintf(buf, len, "%s", r > 0 && sqlite3_column_text(st, 0) ? (const char *) sqlite3_column_text(st, 0) : "");
-        return 0;
-}
-
-static int configure_db(struct inventory *inv) {
-        char value[32];
-        int r;
-
-        /* Defensive: no writes to sqlite_master or shadow tables from SQL, no untrusted schema functions. */
-        if (sqlite3_db_config(inv->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL) != SQLITE_OK ||
-            sqlite3_db_config(inv->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL) != SQLITE_OK ||
-            sqlite3_busy_timeout(inv->db, INVENTORY_BUSY_TIMEOUT_MS) != SQLITE_OK)
-                return db_error(inv, "configure");
-        /* Keep the -wal file on close instead of unlinking it: the locked-down worker never removes a
-         * file, not even on its way out. */
-        if (sqlite3_file_control(inv->db, "main", SQLITE_FCNTL_PERSIST_WAL, &(int) { 1 }) != SQLITE_OK)
-                return db_error(inv, "persistent WAL");
-        r = exec_sql(inv, pragmas_sql, "pragmas");
-        if (r < 0)
-                return r;
-        /* journal_mode answers with the mode in force: make sure WAL was taken. */
-        r = pragma_value(inv, "PRAGMA journal_mode", value, sizeof(value));
-        if (r < 0)
-                return r;
-        if (!streq(value, "wal"))
-                return log_error_errno(EIO, "SQLite refused journal_mode=WAL (got %s)", value);
-        r = pragma_value(inv, "PRAGMA user_version", value, sizeof(value));
-        if (r < 0)
-                return r;
-        if (atoi(value) > INVENTORY_SCHEMA_VERSION)
-                return log_error_errno(EPROTO, "Database schema version %s is newer than this worker (%d)",
-                                       value, INVENTORY_SCHEMA_VERSION);
-        return exec_sql(inv, schema_sql, "create schema");
-}
-
-void inventory_close(void *state) {
-        struct inventory *inv = state;
-
-        if (!inv)
-                return;
-        sqlite3_finalize(inv->sku);
-        sqlite3_finalize(inv->warehouse);
-        sqlite3_finalize(inv->stock);
-        sqlite3_finalize(inv->low);
-        sqlite3_finalize(inv->insert_reorder);
-        sqlite3_finalize(inv->reorder);
-        sqlite3_finalize(inv->reorders);
-        sqlite3_close(inv->db);
-        free(inv);
-}
+static const struct records_spec inventory_spec = {
+        .name = "inventory",
+        .schema_sql = schema_sql,
+        .schema_version = 1,
+        .empty_sql = "SELECT NOT EXISTS (SELECT 1 FROM warehouses) AND NOT EXISTS (SELECT 1 FROM skus) "
+                     "AND NOT EXISTS (SELECT 1 FROM stock) AND NOT EXISTS (SELECT 1 FROM reorders)",
+        .seed = seed,
+        .stmts = stmts,
+        .n_stmts = _INV_MAX,
+};
 
 int inventory_open(const char *path, bool demo_data, void **ret_state) {
-        struct inventory *inv = calloc(1, sizeof(*inv));
-        int r;
-
-        if (!inv)
-                return log_oom();
-        /* NOFOLLOW: the state directory is ours; a symlink there is not. */
-        if (sqlite3_open_v2(path, &inv->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
-                            SQLITE_OPEN_NOFOLLOW, NULL) != SQLITE_OK) {
-                r = log_error_errno(EIO, "Failed to open database %s: %s", path,
-                                    inv->db ? sqlite3_errmsg(inv->db) : "out of memory");
-                goto fail;
-        }
-        r = configure_db(inv);
-        if (r >= 0 && demo_data)
-                r = inventory_seed(inv);
-        if (r >= 0)
-                r = prepare_all(inv);
-        /* The emptiness probe of the seed already read the database; without --demo-data, read it here so
-         * the -wal file and the exclusive lock are taken now, before lockdown. */
-        if (r >= 0 && !demo_data)
-                r = database_is_empty(inv);
-        if (r < 0)
-                goto fail;
-        *ret_state = inv;
-        return 0;
-fail:
-        inventory_close(inv);
-        return r;
+        return records_open(&inventory_spec, path, demo_data, ret_state);
 }

@@ -164,35 +164,24 @@ static int get_order(struct tool_call *call, json_t **ret) {
         return textbuf_result(&t, order_json(st, true), ret);
 }
 
-static int orders_list(struct tool_call *call, const char *status, long long limit, json_t **ret) {
-        struct records *rs = call->domain_state;
-        _cleanup_(records_resetp) sqlite3_stmt *st = records_stmt(rs, ST_ORDERS, call->principal);
-        _cleanup_(textbuf_done) struct textbuf t = {};
-        _cleanup_json_ json_t *list = json_array();
-        int r;
-
-        if (!list || textbuf_open(&t) < 0)
-                return -ENOMEM;
-        records_bind_list(st, status, limit);
-        while ((r = records_step(rs, st)) > 0) {
-                json_array_append_new(list, order_json(st, false));
-                fputc('\n', t.f);
-                order_describe(t.f, st);
-                if (col_text(st, 11))
-                        fprintf(t.f, "; has an order note (get_order %s)", col_text(st, 0));
-        }
-        if (r < 0)
-                return r;
-        return textbuf_list_result(&t, json_pack("{s:I, s:O}", "count", (json_int_t) json_array_size(list), "orders", list),
-                                   json_array_size(list), "order", status, ret);
+static json_t *order_row_json(sqlite3_stmt *st) {
+        return order_json(st, false);
 }
 
-static int list_orders(struct tool_call *call, json_t **ret) {
-        long long limit;
+/* A list line: the order, and a pointer to its note (the note itself is shown only by get_order). */
+static void order_list_line(FILE *f, sqlite3_stmt *st) {
+        order_describe(f, st);
+        if (col_text(st, 11))
+                fprintf(f, "; has an order note (get_order %s)", col_text(st, 0));
+}
 
-        if (!records_arg_limit(call->arguments, &limit))
-                return tool_fail(ret, "limit must be between 1 and %d", RECORDS_MAX_LIST);
-        return orders_list(call, records_arg_string(call->arguments, "status"), limit, ret);
+static const struct records_list_spec orders_list_spec = {
+        .stmt = ST_ORDERS, .key = "orders", .noun = "order",
+        .row_json = order_row_json, .describe = order_list_line,
+};
+
+static int list_orders(struct tool_call *call, json_t **ret) {
+        return records_list_tool(call, &orders_list_spec, ret);
 }
 
 static int my_orders(struct tool_call *call, json_t **ret) {
@@ -200,7 +189,8 @@ static int my_orders(struct tool_call *call, json_t **ret) {
         if (!records_tenant(call->principal))
                 return tool_fail(ret, "my_orders is for customer accounts: this caller has no tenant "
                                       "(staff use list_orders)");
-        return orders_list(call, records_arg_string(call->arguments, "status"), RECORDS_MAX_LIST, ret);
+        return records_list(call, &orders_list_spec, records_arg_string(call->arguments, "status"), RECORDS_MAX_LIST,
+                            ret);
 }
 
 /* ---- resources: orders://ORD-1001/note ---- */

@@ -134,29 +134,12 @@ static int get_payment(struct tool_call *call, json_t **ret) {
 }
 
 static int list_payments(struct tool_call *call, json_t **ret) {
-        struct records *rs = call->domain_state;
-        const char *status = records_arg_string(call->arguments, "status");
-        _cleanup_(records_resetp) sqlite3_stmt *st = records_stmt(rs, ST_PAYMENTS, call->principal);
-        _cleanup_(textbuf_done) struct textbuf t = {};
-        _cleanup_json_ json_t *list = json_array();
-        long long limit;
-        int r;
+        static const struct records_list_spec spec = {
+                .stmt = ST_PAYMENTS, .key = "payments", .noun = "payment",
+                .row_json = payment_json, .describe = payment_describe,
+        };
 
-        if (!records_arg_limit(call->arguments, &limit))
-                return tool_fail(ret, "limit must be between 1 and %d", RECORDS_MAX_LIST);
-        if (!list || textbuf_open(&t) < 0)
-                return -ENOMEM;
-        records_bind_list(st, status, limit);
-        while ((r = records_step(rs, st)) > 0) {
-                json_array_append_new(list, payment_json(st));
-                fputc('\n', t.f);
-                payment_describe(t.f, st);
-        }
-        if (r < 0)
-                return r;
-        return textbuf_list_result(&t, json_pack("{s:I, s:O}", "count", (json_int_t) json_array_size(list),
-                                                 "payments", list),
-                                   json_array_size(list), "payment", status, ret);
+        return records_list_tool(call, &spec, ret);
 }
 
 /* 0 when the payment can be released; 1 with *ret set to the refusal; negative errno. */

@@ -199,30 +199,13 @@ static int get_return(struct tool_call *call, json_t **ret) {
 }
 
 static int list_returns(struct tool_call *call, json_t **ret) {
-        struct records *rs = call->domain_state;
-        const char *status = records_arg_string(call->arguments, "status");
-        _cleanup_(records_resetp) sqlite3_stmt *st = records_stmt(rs, ST_RETURNS, call->principal);
-        _cleanup_(textbuf_done) struct textbuf t = {};
-        _cleanup_json_ json_t *list = json_array();
-        long long limit;
-        int r;
-
-        if (!records_arg_limit(call->arguments, &limit))
-                return tool_fail(ret, "limit must be between 1 and %d", RECORDS_MAX_LIST);
-        if (!list || textbuf_open(&t) < 0)
-                return -ENOMEM;
-        records_bind_list(st, status, limit);
         /* Reasons stay out of the text block here; get_return shows one, delimited. */
-        while ((r = records_step(rs, st)) > 0) {
-                json_array_append_new(list, return_json(st));
-                fputc('\n', t.f);
-                return_describe(t.f, st);
-        }
-        if (r < 0)
-                return r;
-        return textbuf_list_result(&t, json_pack("{s:I, s:O}", "count", (json_int_t) json_array_size(list),
-                                                 "returns", list),
-                                   json_array_size(list), "return", status, ret);
+        static const struct records_list_spec spec = {
+                .stmt = ST_RETURNS, .key = "returns", .noun = "return",
+                .row_json = return_json, .describe = return_describe,
+        };
+
+        return records_list_tool(call, &spec, ret);
 }
 
 static int create_return(struct tool_call *call, json_t **ret) {
