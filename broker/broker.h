@@ -196,6 +196,9 @@ void record_approval(struct broker *b, int event, const char *id, const struct p
                      const char *server, const char *tool, const char *decided_by);
 void record_worker(struct broker *b, bool up, const char *server, uint64_t generation, const char *detail);
 void record_reload(struct broker *b, bool ok, const char *detail);
+/* Answers a CHAN_CREDENTIAL_REQ (same header id): a sealed memfd of the server's configured credential,
+ * or no fd and an error; the hand-over is audited by name. Negative only when the channel failed. */
+int record_credential_request(struct broker *b, uint32_t id, json_t *payload);
 
 /* upstream.c — the MCP client side of one worker */
 struct upstream *upstream_get(struct broker *b, const char *name);

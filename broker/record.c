@@ -15,6 +15,7 @@
 #include "broker/audit/audit.h"
 #include "broker/broker.h"
 #include "broker/secrets/store.h"
+#include "chan.h"
 #include "jsonrpc.h"
 #include "log.h"
 #include "util.h"
@@ -211,4 +212,57 @@ void record_reload(struct broker *b, bool ok, const char *detail) {
         record_check(b, audit_config_reload(b->audit, b->config.path, ok, detail), "reload");
         /* A reload (SIGHUP) also starts a new log file, linked to the last. */
         record_check(b, audit_rotate(b->audit), "rotation");
+}
+
+/* CHAN_CREDENTIAL_REQ: the supervisor is about to start a worker. Which secret it gets comes from our
+ * configuration, never from the request; the value leaves this process only inside a sealed memfd,
+ * and the audit log gets its name (never the value) before it leaves. */
+static const char *credential_open_for(struct broker *b, const struct server_config *sc, int *ret_fd) {
+        int r;
+
+        if (!sc || !sc->credential)
+                return "no credential is configured for this server";
+        /* The store also holds Bastion's own keys (the audit signing key): never a worker's. */
+        if (strncmp(sc->credential, SECRETS_RESERVED_PREFIX, strlen(SECRETS_RESERVED_PREFIX)) == 0)
+                return "names starting with " SECRETS_RESERVED_PREFIX " are reserved";
+        if (!b->store)
+                return "the secrets store is not open";
+        r = secrets_sealed_memfd_by_name(b->store, sc->credential, ret_fd);
+        if (r == -ENOENT)
+                return "no secret of that name in the secrets store";
+        if (r < 0)
+                return "the secret cannot be read";
+        return NULL;
+}
+
+int record_credential_request(struct broker *b, uint32_t id, json_t *payload) {
+        const struct server_config *sc;
+        _cleanup_close_ int fd = -1;
+        _cleanup_json_ json_t *reply = NULL;
+        const char *server, *error;
+        json_int_t generation;
+        int r;
+
+        if (json_unpack(payload, "{s:s, s:I}", "server", &server, "generation", &generation) < 0)
+                return -EBADMSG;
+        sc = config_find_server(&b->config, server);
+        error = credential_open_for(b, sc, &fd);
+        if (!error && (!b->audit || record_check(b, audit_credential_handed(b->audit, server, sc->credential),
+                                                 "credential handed") < 0)) {
+                fd = safe_close(fd);
+                error = "the audit log cannot be written";
+        }
+        reply = json_pack("{s:s, s:I}", "server", server, "generation", generation);
+        if (!reply || (sc && sc->credential && json_object_set_new(reply, "name", json_string(sc->credential)) < 0) ||
+            (error && json_object_set_new(reply, "error", json_string(error)) < 0))
+                return log_oom();
+        r = chan_send(b->sup_fd, CHAN_CREDENTIAL, id, reply, fd >= 0 ? &fd : NULL, fd >= 0 ? 1 : 0);
+        if (r < 0)
+                return log_error_errno(r, "Cannot send the credential of worker %s: %m", server);
+        if (error)
+                log_warning("no credential for worker %s (generation %lld): %s", server, (long long) generation, error);
+        else
+                log_info("credential %s handed to worker %s (generation %lld)", sc->credential, server,
+                         (long long) generation);
+        return 0;
 }

@@ -21,6 +21,7 @@
 #include <systemd/sd-event.h>
 
 #include "bounds.h"
+#include "chan.h"
 #include "conf.h"
 #include "linebuf.h"
 #include "sandbox.h"
@@ -63,6 +64,8 @@ struct child {
         struct sandbox_attestation att;
         bool attested;
         char kill_reason[160];          /* why we killed it, for the broker's CHAN_WORKER_DOWN */
+        char fail_reason[160];          /* why it is failed without a crash loop (no credential), for status */
+        uint32_t credential_request;    /* workers: id of the CHAN_CREDENTIAL_REQ its spawn waits for; 0 none */
         bool stop_requested;            /* we asked it to go: its death is not a crash */
         bool respawn;                   /* ... and it is started again at once (config change, new broker) */
         bool remove;                    /* ... and then forgotten (server removed) */
@@ -127,6 +130,8 @@ void broker_exited(struct supervisor *sup);
 struct child *worker_new(struct supervisor *sup, const char *name);
 struct child *worker_find(struct supervisor *sup, const char *name);
 int worker_spawn(struct child *w);
+/* The broker's CHAN_CREDENTIAL: continues the spawn that asked for it (the message's fd is taken). */
+int worker_credential_received(struct supervisor *sup, struct chan_msg *m);
 void worker_send_down(struct child *w, const char *reason, bool failed);
 void worker_announce(struct child *w);
 void worker_attested(struct child *w);

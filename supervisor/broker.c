@@ -46,6 +46,9 @@ int broker_send_config(struct supervisor *sup) {
 }
 
 static int broker_dispatch(struct supervisor *sup, struct chan_msg *m) {
+        /* Only a credential answer may carry an fd (worker_credential_received checks it). */
+        if (m->type == CHAN_CREDENTIAL)
+                return worker_credential_received(sup, m);
         if (m->n_fds > 0)
                 return -EBADMSG;
         switch (m->type) {
@@ -115,7 +118,7 @@ static void broker_bring_up(struct supervisor *sup) {
                 return;
         for (struct child *w = sup->workers; w; w = w->next) {
                 if (w->state == CHILD_FAILED)
-                        worker_send_down(w, "crash loop", true);
+                        worker_send_down(w, w->fail_reason[0] ? w->fail_reason : "crash loop", true);
                 else if (w->pid == 0 && w->state == CHILD_STARTING)
                         (void) worker_spawn(w);
         }

@@ -1,6 +1,7 @@
 # bastion-worker: the MCP server skeleton and one directory per domain.
 WORKER_SOURCES = \
 	workers/worker.h \
+	workers/credential.c \
 	workers/mcp_server.c \
 	workers/inventory/inventory.h \
 	workers/inventory/inventory.c \

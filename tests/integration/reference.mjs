@@ -173,10 +173,12 @@ export function ensureReferenceUsers() {
 const q = (s) => JSON.stringify(s);
 const list = (a) => `[ ${a.map(q).join(', ')} ]`;
 
-export function referenceConfigText(d, { confirmTimeoutMs, approvalTtlMs } = {}) {
+// credentials: {server: secret name} handed to that server's worker; secretsStore: the store's path.
+export function referenceConfigText(d, { confirmTimeoutMs, approvalTtlMs, credentials = {}, secretsStore } = {}) {
   const opt = [
     confirmTimeoutMs !== undefined ? `        confirm_timeout_ms = ${confirmTimeoutMs};\n` : '',
     approvalTtlMs !== undefined ? `        approval_ttl_ms = ${approvalTtlMs};\n` : '',
+    secretsStore !== undefined ? `        secrets_store = ${q(secretsStore)};\n` : '',
   ].join('');
   const roles = Object.entries(ROLES).map(([r, s]) => `        ${r} = { scopes = ${list(s)}; };\n`).join('');
   const users = [`        { user = "root"; role = "supply-chain-manager"; }`,
@@ -190,7 +192,7 @@ export function referenceConfigText(d, { confirmTimeoutMs, approvalTtlMs } = {})
     return `        ${name} = {
                 domain = ${q(s.domain)};
                 demo_data = true;
-                tools = {
+${credentials[name] ? `                credential = ${q(credentials[name])};\n` : ''}                tools = {
 ${tools}                };
 ${res ? `                resources = {\n${res}                };\n` : ''}        };
 `;
