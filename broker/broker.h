@@ -56,6 +56,7 @@ struct call {
         json_t *progress_token;         /* the client's token, or NULL */
         int64_t upstream_id;
         uint64_t intent_seq;            /* its audit intent record; 0 = none */
+        bool side_effect;               /* its intent and result records are durable before anyone acts */
         enum era era;
         json_t *pending;                /* message not yet sent (worker still handshaking) */
         sd_event_source *timer;

@@ -180,9 +180,12 @@ void record_result(struct broker *b, const struct call *call, const json_t *msg)
         } else if (!msg)
                 text = "cancelled: the client went away or cancelled";
         dump = msg ? json_dumps(result ? result : error, JSON_COMPACT) : NULL;
+        /* A side effect's result is on disk before the client hears of it: whatever a client was told
+         * happened is in the log even after a power loss (docs/audit-secrets.md). Other results are
+         * written before the answer and synced by the next group commit. */
         record_check(b, audit_call_result(b->audit, call->intent_seq, &p, call->up->name, call->tool,
                                           msg ? status : AUDIT_STATUS_ERROR, text, dump ? strlen(dump) : 0,
-                                          AUDIT_BATCHED), "call result");
+                                          call->side_effect ? AUDIT_DURABLE : AUDIT_BATCHED), "call result");
 }
 
 void record_denial(struct broker *b, const struct client *c, const char *tool, const char *reason) {
