@@ -6,7 +6,7 @@
 // as root, through /proc.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
@@ -156,5 +156,82 @@ test('a worker whose credential is missing is not started, and says why', async 
   assert.ok(err.error.message.includes(reason), err.error.message);
   await c.close();
   assert.deepEqual(handed(d, 'logistics'), []);
+  await d.stop();
+});
+
+// setpriv arguments: uid:gid with no capability at all (no CAP_SYS_PTRACE).
+const capless = (uid, gid) => ['--reuid', String(uid), '--regid', String(gid), '--clear-groups', '--inh-caps=-all',
+  '--bounding-set=-all', '--'];
+const readWithoutCaps = (uid, gid, file) => spawnSync('setpriv', [...capless(uid, gid), 'cat', file]).status;
+
+// The control of the dumpable check: a dumpable process of that uid, equally without capabilities, whose
+// environ the same reader can read.
+async function dumpableReadable(uid, gid) {
+  const p = spawn('setpriv', [...capless(uid, gid), 'sleep', '30'], { stdio: 'ignore' });
+  try {
+    await waitFor('sleep to run', () => readFileSync(`/proc/${p.pid}/cmdline`, 'utf8').startsWith('sleep'), 2000);
+    return readWithoutCaps(uid, gid, `/proc/${p.pid}/environ`) === 0;
+  } finally {
+    p.kill('SIGKILL');
+  }
+}
+
+const procUid = (pid) => Number(/^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
+const procGid = (pid) => Number(/^Gid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
+
+test('no secret value reaches a log, an audit record, a command line or an environment; no core dumps', async (t) => {
+  const d = await CredentialDaemon.start({ credentials: CREDENTIALS, secrets: SECRETS });
+  t.after(() => d.kill());
+  const storeKey = readFileSync(join(d.dir, 'secrets.key'), 'utf8').trim();
+  const known = { ...SECRETS, 'store key': storeKey };
+  assert.match(storeKey, /^[0-9a-f]{64}$/);
+
+  // A run that exercises every path a value could leak through: calls, a worker crash, a broker
+  // crash, a reload (new audit file), then the sweep while everything runs.
+  const c = await d.connectAs('fin1', 'payments');
+  assert.equal((await c.callTool({ name: 'list_payments', arguments: {} })).isError ?? false, false);
+  await c.close();
+  const pay = d.workerPid('payments');
+  process.kill(pay, 'SIGKILL');
+  await restarted(d, 'payments', pay);
+  const broker = d.brokerPid();
+  process.kill(broker, 'SIGKILL');
+  await waitFor('a new broker', () => d.brokerPid() && d.brokerPid() !== broker, 10000);
+  await d.waitReady(STARTED);
+  process.kill(d.pid, 'SIGHUP');
+  await waitFor('the reload on record', () => d.auditRecords().some((r) => r.type === 'config.reload'), 10000);
+  await d.waitReady(STARTED);
+  const o = await d.connectAs('scm', 'orders');
+  assert.equal((await o.callTool({ name: 'list_orders', arguments: {} })).isError ?? false, false);
+  await o.close();
+
+  const procs = [{ pid: d.pid, argv: ['bastiond'] }, ...d.tree()];
+  assert.ok(procs.length >= 6, JSON.stringify(procs));
+  const places = {
+    'bastiond log (stderr)': d.stderr,
+    'audit files': readdirSync(d.auditDir).map((f) => readFileSync(join(d.auditDir, f), 'latin1')).join(''),
+  };
+  for (const p of procs) {
+    for (const what of ['cmdline', 'environ']) {
+      try { places[`/proc/${p.pid}/${what} (${p.argv[0]})`] = readFileSync(`/proc/${p.pid}/${what}`, 'latin1'); } catch { /* gone */ }
+    }
+  }
+  assert.ok(places['audit files'].includes('"type":"credential.handed"'));
+  for (const [where, text] of Object.entries(places))
+    for (const [what, value] of Object.entries(known))
+      assert.ok(!text.includes(value), `${what} found in ${where}`);
+
+  // Broker and workers: RLIMIT_CORE 0, and not dumpable: a process of the same uid without
+  // CAP_SYS_PTRACE cannot read their /proc/PID/environ (while it can read a dumpable one's).
+  const confined = procs.filter((p) => p.argv[0]?.endsWith('/bastion-broker') || p.argv[0]?.endsWith('/bastion-worker'));
+  assert.equal(confined.length, 1 + STARTED.length, JSON.stringify(confined.map((p) => p.argv[0])));
+  for (const p of confined) {
+    const limits = readFileSync(`/proc/${p.pid}/limits`, 'utf8');
+    assert.match(limits, /^Max core file size\s+0\s+0\s+bytes\s*$/m, `${p.argv.join(' ')}\n${limits}`);
+    const uid = procUid(p.pid), gid = procGid(p.pid);
+    assert.ok(await dumpableReadable(uid, gid), `uid ${uid} cannot read a dumpable process's environ: the check proves nothing`);
+    assert.notEqual(readWithoutCaps(uid, gid, `/proc/${p.pid}/environ`), 0,
+      `${p.argv[0]} (pid ${p.pid}, uid ${uid}) is dumpable: its environ was read`);
+  }
   await d.stop();
 });
