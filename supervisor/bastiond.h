@@ -10,6 +10,7 @@
  *   worker.c    spawning a worker, attestation, announcing it to the broker
  *   reload.c    SIGHUP / bastionctl reload
  *   status.c    the status and workers answers
+ *   audit_flags.c  the append-only inode flag on the broker's audit files
  *   control.c   the control socket (JSON lines, root or admin group) */
 #pragma once
 
@@ -94,6 +95,8 @@ struct supervisor {
         uint32_t next_request_id;
         unsigned reloads;
         char *status;                   /* the last STATUS= sent */
+        sd_event_source *audit_watch;   /* inotify on the audit directory (audit_flags.c) */
+        char *audit_watch_dir;
 };
 
 /* setup.c */
@@ -137,6 +140,13 @@ void worker_announce(struct child *w);
 void worker_attested(struct child *w);
 void worker_exited(struct child *w, const char *reason, bool failed);
 void worker_free(struct child *w);
+
+/* audit_flags.c — the append-only inode flag on the audit files, which the broker cannot set */
+/* Before a broker is spawned: the newest files lose the flag, so its recovery can cut a torn tail. */
+void audit_flags_release(struct supervisor *sup);
+/* When the broker is ready: every audit file gets the flag, and so does each file it creates later. */
+void audit_flags_seal(struct supervisor *sup);
+void audit_flags_done(struct supervisor *sup);
 
 /* control.c */
 int control_start(struct supervisor *sup);

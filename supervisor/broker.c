@@ -69,6 +69,8 @@ static int broker_dispatch(struct supervisor *sup, struct chan_msg *m) {
                                  (int) sup->broker.pid, sup->broker.att.seccomp_mode);
                 }
                 if (!sup->broker_ready) {
+                        /* Its log is open and recovered: from now on the files only grow. */
+                        audit_flags_seal(sup);
                         sup->broker_ready = true;
                         sup->broker.state = CHILD_RUNNING;
                         log_info("broker (pid %d) ready", (int) sup->broker.pid);
@@ -154,6 +156,7 @@ int broker_spawn(struct supervisor *sup) {
         ours = pair[0], theirs = pair[1];
         if (fcntl(ours, F_SETFL, O_NONBLOCK) < 0)
                 return child_spawn_failed(b, -errno), -errno;
+        audit_flags_release(sup);
         r = broker_start(sup, theirs, &pid);
         if (r < 0)
                 return child_spawn_failed(b, r), r;
