@@ -72,6 +72,33 @@ static char *store_path_of(const struct bastion_config *cfg) {
         return asprintf(&p, "%s/secrets.store", cfg->state_dir) < 0 ? NULL : p;
 }
 
+static bool name_reserved(const char *name) {
+        return strncmp(name, SECRETS_RESERVED_PREFIX, strlen(SECRETS_RESERVED_PREFIX)) == 0;
+}
+
+/* Plain systemd credentials by name win over store entries of the same name. They are read now, while
+ * the broker may still open files, into the in-memory store (never saved), which is all the broker
+ * looks at once it is locked down. Only the names the configuration hands to workers are read. */
+static void credentials_import(struct broker *b) {
+        for (size_t i = 0; i < b->config.n_servers; i++) {
+                const char *name = b->config.servers[i].credential;
+                _cleanup_secret_ struct secret *v = NULL;
+                int r;
+
+                if (!name || name_reserved(name))
+                        continue;
+                r = secrets_credential_load(name, &v);
+                if (r == -ENOENT)
+                        continue;
+                if (r >= 0)
+                        r = secrets_store_set(b->store, name, v->data, v->size);
+                if (r < 0)
+                        log_warning_errno(r, "Cannot take systemd credential %s: %m", name);
+                else
+                        log_info("credential %s from $CREDENTIALS_DIRECTORY", name);
+        }
+}
+
 int record_open(struct broker *b) {
         const struct bastion_config *cfg = &b->config;
         _cleanup_secret_ struct secret *key = NULL, *seed = NULL;
@@ -93,6 +120,7 @@ int record_open(struct broker *b) {
         r = secrets_store_open(store_path, key, false, &b->store);
         if (r < 0)
                 return log_error_errno(r, "Failed to open the secrets store %s: %m", store_path);
+        credentials_import(b);
         r = secrets_store_get(b->store, AUDIT_SIGNING_KEY_NAME, &seed);
         if (r < 0 || seed->size != AUDIT_SEED_BYTES)
                 return log_error_errno(r < 0 ? r : EBADMSG, "The secrets store has no usable %s: %m "
@@ -221,18 +249,22 @@ void record_reload(struct broker *b, bool ok, const char *detail) {
  * configuration, never from the request; the value leaves this process only inside a sealed memfd,
  * and the audit log gets its name (never the value) before it leaves. */
 static const char *credential_open_for(struct broker *b, const struct server_config *sc, int *ret_fd) {
+        _cleanup_secret_ struct secret *value = NULL;
         int r;
 
         if (!sc || !sc->credential)
                 return "no credential is configured for this server";
         /* The store also holds Bastion's own keys (the audit signing key): never a worker's. */
-        if (strncmp(sc->credential, SECRETS_RESERVED_PREFIX, strlen(SECRETS_RESERVED_PREFIX)) == 0)
+        if (name_reserved(sc->credential))
                 return "names starting with " SECRETS_RESERVED_PREFIX " are reserved";
         if (!b->store)
                 return "the secrets store is not open";
-        r = secrets_sealed_memfd_by_name(b->store, sc->credential, ret_fd);
+        /* The store alone: systemd credentials were imported into it before the lockdown. */
+        r = secrets_store_get(b->store, sc->credential, &value);
         if (r == -ENOENT)
                 return "no secret of that name in the secrets store";
+        if (r >= 0)
+                r = secret_sealed_memfd(value, sc->credential, ret_fd);
         if (r < 0)
                 return "the secret cannot be read";
         return NULL;

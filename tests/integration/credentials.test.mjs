@@ -8,7 +8,7 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { bin, waitFor } from './harness.mjs';
 import { ReferenceDaemon, SERVER_NAMES, ensureReferenceUsers } from './reference.mjs';
@@ -28,11 +28,11 @@ function ctlSync(args, input) {
 }
 
 class CredentialDaemon extends ReferenceDaemon {
-  static async start(opts) {
+  static async start(opts, wait = STARTED) {
     ensureReferenceUsers();
-    const d = new CredentialDaemon(opts);
+    const d = new this(opts);
     try {
-      await d.waitReady(STARTED);
+      await d.waitReady(wait);
     } catch (e) {
       d.kill();
       throw new Error(`${e.message}\nbastiond stderr:\n${d.stderr}`);
@@ -232,6 +232,44 @@ test('no secret value reaches a log, an audit record, a command line or an envir
     assert.ok(await dumpableReadable(uid, gid), `uid ${uid} cannot read a dumpable process's environ: the check proves nothing`);
     assert.notEqual(readWithoutCaps(uid, gid, `/proc/${p.pid}/environ`), 0,
       `${p.argv[0]} (pid ${p.pid}, uid ${uid}) is dumpable: its environ was read`);
+  }
+  await d.stop();
+});
+
+test('systemd credentials: the store key and plain credentials by name from $CREDENTIALS_DIRECTORY', async (t) => {
+  // What LoadCredential= gives the service: a directory bastiond passes to the broker alone.
+  const dir = mkdtempSync('/tmp/bastion-creds-');
+  const fromSystemd = { 'orders-db-token': `systemd_orders_${randomBytes(12).toString('hex')}`,
+    'logistics-missing': `systemd_logistics_${randomBytes(12).toString('hex')}` };
+  for (const [name, value] of Object.entries(fromSystemd)) writeFileSync(join(dir, name), value, { mode: 0o400 });
+  const saved = process.env.CREDENTIALS_DIRECTORY;
+  process.env.CREDENTIALS_DIRECTORY = dir;
+  let d;
+  try {
+    d = await (class extends CredentialDaemon {
+      writeConfig(opts) {
+        super.writeConfig(opts);
+        // The store key comes from the credential too: the configuration names no key file.
+        writeFileSync(join(dir, 'bastion.secrets-key'), readFileSync(join(this.dir, 'secrets.key')), { mode: 0o400 });
+      }
+    }).start({ credentials: CREDENTIALS, secrets: SECRETS, keyFromCredential: true }, SERVER_NAMES);
+  } finally {
+    if (saved === undefined) delete process.env.CREDENTIALS_DIRECTORY;
+    else process.env.CREDENTIALS_DIRECTORY = saved;
+  }
+  t.after(() => { d.kill(); rmSync(dir, { recursive: true, force: true }); });
+  assert.doesNotMatch(readFileSync(d.configPath, 'utf8'), /secrets_key_file/);
+
+  // A credential wins over the store entry of the same name; one only systemd has works too; the rest
+  // still comes from the store.
+  assert.equal(credentialOf(d.workerPid('orders')), fromSystemd['orders-db-token']);
+  assert.equal(credentialOf(d.workerPid('logistics')), fromSystemd['logistics-missing']);
+  assert.equal(credentialOf(d.workerPid('payments')), SECRETS['payments-psp-key']);
+  assert.deepEqual(handed(d, 'logistics').map((r) => r.credential), ['logistics-missing']);
+  // Only the broker is told where the credentials are.
+  for (const p of d.tree()) {
+    const env = readFileSync(`/proc/${p.pid}/environ`, 'latin1');
+    assert.equal(env.includes('CREDENTIALS_DIRECTORY='), p.argv[0]?.endsWith('/bastion-broker'), p.argv.join(' '));
   }
   await d.stop();
 });
