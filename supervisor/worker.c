@@ -1,10 +1,11 @@
-/* One sandboxed bastion-worker per configured server: spawn through sandbox_spawn(), attest once its
- * lockdown is complete, and only then hand the broker its channel. */
+/* One sandboxed bastion-worker per configured server: fetch its credential from the broker when it has
+ * one, spawn through sandbox_spawn(), attest once its lockdown is complete, and only then hand the
+ * broker its channel. */
 #include "config.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <string.h>
-#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
