@@ -8,9 +8,10 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
-import { bin, waitFor } from './harness.mjs';
+import { Daemon, bin, waitFor } from './harness.mjs';
 import { ReferenceDaemon, SERVER_NAMES, ensureReferenceUsers } from './reference.mjs';
 
 const SECRETS = {
@@ -272,4 +273,49 @@ test('systemd credentials: the store key and plain credentials by name from $CRE
     assert.equal(env.includes('CREDENTIALS_DIRECTORY='), p.argv[0]?.endsWith('/bastion-broker'), p.argv.join(' '));
   }
   await d.stop();
+});
+
+// bastiond with a compromised broker (tests/fixtures/fake-broker): only payments, whose credential the
+// fake answers with a memfd sealed against writing (sealWrite, the control) or not.
+class FakeBrokerDaemon extends Daemon {
+  writeConfig(servers) {
+    super.writeConfig(servers);
+    const libexec = join(this.dir, 'libexec');
+    mkdirSync(libexec);
+    symlinkSync(bin('bastion-worker'), join(libexec, 'bastion-worker'));
+    symlinkSync(FAKE_BROKER, join(libexec, 'bastion-broker'));
+    if (this.constructor.sealWrite) writeFileSync(join(libexec, 'SEAL_WRITE'), '');
+    const text = readFileSync(this.configPath, 'utf8').replace(/libexec_dir = "[^"]*";/, `libexec_dir = ${JSON.stringify(libexec)};`);
+    writeFileSync(this.configPath, text);
+  }
+}
+const FAKE_BROKER = fileURLToPath(new URL('../fixtures/fake-broker/bastion-broker', import.meta.url));
+const PAYMENTS_ONLY = `        payments = {
+                domain = "payments";
+                credential = "payments-psp-key";
+                tools = { get_payment = { scopes = [ "inventory:read" ]; }; };
+        };
+`;
+
+test('bastiond refuses a credential memfd the broker did not seal against writing', { skip: !existsSync('/usr/bin/python3') && 'no /usr/bin/python3 for the fake broker' }, async (t) => {
+  // The control: the fake broker's fully sealed memfd reaches the worker at fd 4.
+  const good = new (class extends FakeBrokerDaemon { static sealWrite = true; })([PAYMENTS_ONLY]);
+  t.after(() => good.kill());
+  const pid = await waitFor('the worker with the fake credential', () => {
+    const p = good.workerPid('payments');
+    try { return p && credentialOf(p) === 'fake-broker-value' ? p : null; } catch { return null; }
+  }, 10000, 50);
+  assert.ok(pid);
+  good.kill();
+
+  // Writable: a channel into the worker. bastiond takes it as a protocol violation, kills the broker and
+  // never starts the worker with it.
+  const bad = new FakeBrokerDaemon([PAYMENTS_ONLY]);
+  t.after(() => bad.kill());
+  await waitFor('the fake broker to be killed twice', () =>
+    (bad.stderr.match(/broker \(pid \d+\) broke the channel protocol; killing it/g) ?? []).length >= 2, 10000, 50);
+  assert.match(bad.stderr, /Unexpected message type 67 from the broker/);
+  assert.doesNotMatch(bad.stderr, /worker payments \(pid \d+\) started/);
+  assert.equal(bad.workerPid('payments'), null);
+  bad.kill();
 });
