@@ -157,6 +157,15 @@ test('a worker whose credential is missing is not started, and says why', async 
   assert.ok(err.error.message.includes(reason), err.error.message);
   await c.close();
   assert.deepEqual(handed(d, 'logistics'), []);
+
+  // The next reload starts it again: here without a credential, so it runs, with no memfd.
+  const { logistics: _, ...withoutLogistics } = CREDENTIALS;
+  await d.reload({ credentials: withoutLogistics, secrets: SECRETS }, SERVER_NAMES);
+  const pid = d.workerPid('logistics');
+  assert.ok(pid, 'logistics did not start after the reload');
+  assert.deepEqual(Object.values(fds(pid)).filter((l) => l.startsWith('/memfd:')), []);
+  const after = JSON.parse((await d.ctl(['--json', 'workers'])).stdout).workers.find((p) => p.name === 'logistics');
+  assert.deepEqual({ state: after.state, reason: after.reason }, { state: 'running', reason: undefined });
   await d.stop();
 });
 
