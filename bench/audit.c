@@ -26,8 +26,10 @@ struct mode {
 
 static const struct mode modes[] = {
         { "read-only call (intent+result batched)", AUDIT_BATCHED, AUDIT_BATCHED },
-        { "side-effecting call (intent durable)", AUDIT_DURABLE, AUDIT_BATCHED },
-        { "every record durable", AUDIT_DURABLE, AUDIT_DURABLE },
+        /* What the broker does for a side effect: both records on disk before the client hears of it. */
+        { "side effect (intent+result durable)", AUDIT_DURABLE, AUDIT_DURABLE },
+        /* For comparison: what the durable result record adds. */
+        { "intent durable, result batched", AUDIT_DURABLE, AUDIT_BATCHED },
 };
 
 static uint64_t now_us(void) {

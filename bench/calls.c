@@ -10,11 +10,13 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <linux/fs.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -336,7 +338,18 @@ static int bench_broker(const char *builddir, const char *dir, int calls, struct
         return r;
 }
 
+/* bastiond makes the audit files append-only (bastion-audit(5)): the flag goes before the file. */
 static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+        if (flag == FTW_F) {
+                int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC), attr;
+
+                if (fd >= 0 && ioctl(fd, FS_IOC_GETFLAGS, &attr) == 0 && (attr & FS_APPEND_FL)) {
+                        attr &= ~FS_APPEND_FL;
+                        (void) ioctl(fd, FS_IOC_SETFLAGS, &attr);
+                }
+                if (fd >= 0)
+                        close(fd);
+        }
         return remove(path) < 0 ? -1 : 0;
 }
 

@@ -56,6 +56,7 @@ struct call {
         json_t *progress_token;         /* the client's token, or NULL */
         int64_t upstream_id;
         uint64_t intent_seq;            /* its audit intent record; 0 = none */
+        bool side_effect;               /* its intent and result records are durable before anyone acts */
         enum era era;
         json_t *pending;                /* message not yet sent (worker still handshaking) */
         sd_event_source *timer;
@@ -196,6 +197,9 @@ void record_approval(struct broker *b, int event, const char *id, const struct p
                      const char *server, const char *tool, const char *decided_by);
 void record_worker(struct broker *b, bool up, const char *server, uint64_t generation, const char *detail);
 void record_reload(struct broker *b, bool ok, const char *detail);
+/* Answers a CHAN_CREDENTIAL_REQ (same header id): a sealed memfd of the server's configured credential,
+ * or no fd and an error; the hand-over is audited by name. Negative only when the channel failed. */
+int record_credential_request(struct broker *b, uint32_t id, json_t *payload);
 
 /* upstream.c — the MCP client side of one worker */
 struct upstream *upstream_get(struct broker *b, const char *name);

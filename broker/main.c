@@ -180,7 +180,7 @@ static int dispatch_supervisor(struct broker *b, struct chan_msg *m) {
                 unsigned n_fds;
         } expected[] = {
                 { CHAN_CONFIG, 0 }, { CHAN_LISTENER, 1 }, { CHAN_WORKER_UP, 1 },
-                { CHAN_WORKER_DOWN, 0 }, { CHAN_STOP, 0 }, { CHAN_APPROVALS, 0 },
+                { CHAN_WORKER_DOWN, 0 }, { CHAN_STOP, 0 }, { CHAN_APPROVALS, 0 }, { CHAN_CREDENTIAL_REQ, 0 },
         };
         bool known = false;
         json_t *reply;
@@ -206,6 +206,8 @@ static int dispatch_supervisor(struct broker *b, struct chan_msg *m) {
                 return worker_down(b, m);
         case CHAN_STOP:
                 return begin_stop(b);
+        case CHAN_CREDENTIAL_REQ:
+                return record_credential_request(b, m->id, m->payload);
         case CHAN_APPROVALS:
                 /* A reply that cannot be sent is that request's failure, not the broker's. */
                 r = chan_send(b->sup_fd, CHAN_APPROVALS_REPLY, m->id, reply = approvals_command(b, m->payload), NULL, 0);

@@ -15,6 +15,7 @@
 #include "broker/audit/audit.h"
 #include "broker/broker.h"
 #include "broker/secrets/store.h"
+#include "chan.h"
 #include "jsonrpc.h"
 #include "log.h"
 #include "util.h"
@@ -71,6 +72,33 @@ static char *store_path_of(const struct bastion_config *cfg) {
         return asprintf(&p, "%s/secrets.store", cfg->state_dir) < 0 ? NULL : p;
 }
 
+static bool name_reserved(const char *name) {
+        return strncmp(name, SECRETS_RESERVED_PREFIX, strlen(SECRETS_RESERVED_PREFIX)) == 0;
+}
+
+/* Plain systemd credentials by name win over store entries of the same name. They are read now, while
+ * the broker may still open files, into the in-memory store (never saved), which is all the broker
+ * looks at once it is locked down. Only the names the configuration hands to workers are read. */
+static void credentials_import(struct broker *b) {
+        for (size_t i = 0; i < b->config.n_servers; i++) {
+                const char *name = b->config.servers[i].credential;
+                _cleanup_secret_ struct secret *v = NULL;
+                int r;
+
+                if (!name || name_reserved(name))
+                        continue;
+                r = secrets_credential_load(name, &v);
+                if (r == -ENOENT)
+                        continue;
+                if (r >= 0)
+                        r = secrets_store_set(b->store, name, v->data, v->size);
+                if (r < 0)
+                        log_warning_errno(r, "Cannot take systemd credential %s: %m", name);
+                else
+                        log_info("credential %s from $CREDENTIALS_DIRECTORY", name);
+        }
+}
+
 int record_open(struct broker *b) {
         const struct bastion_config *cfg = &b->config;
         _cleanup_secret_ struct secret *key = NULL, *seed = NULL;
@@ -92,6 +120,7 @@ int record_open(struct broker *b) {
         r = secrets_store_open(store_path, key, false, &b->store);
         if (r < 0)
                 return log_error_errno(r, "Failed to open the secrets store %s: %m", store_path);
+        credentials_import(b);
         r = secrets_store_get(b->store, AUDIT_SIGNING_KEY_NAME, &seed);
         if (r < 0 || seed->size != AUDIT_SEED_BYTES)
                 return log_error_errno(r < 0 ? r : EBADMSG, "The secrets store has no usable %s: %m "
@@ -179,9 +208,12 @@ void record_result(struct broker *b, const struct call *call, const json_t *msg)
         } else if (!msg)
                 text = "cancelled: the client went away or cancelled";
         dump = msg ? json_dumps(result ? result : error, JSON_COMPACT) : NULL;
+        /* A side effect's result is on disk before the client hears of it: whatever a client was told
+         * happened is in the log even after a power loss (docs/audit-secrets.md). Other results are
+         * written before the answer and synced by the next group commit. */
         record_check(b, audit_call_result(b->audit, call->intent_seq, &p, call->up->name, call->tool,
                                           msg ? status : AUDIT_STATUS_ERROR, text, dump ? strlen(dump) : 0,
-                                          AUDIT_BATCHED), "call result");
+                                          call->side_effect ? AUDIT_DURABLE : AUDIT_BATCHED), "call result");
 }
 
 void record_denial(struct broker *b, const struct client *c, const char *tool, const char *reason) {
@@ -211,4 +243,61 @@ void record_reload(struct broker *b, bool ok, const char *detail) {
         record_check(b, audit_config_reload(b->audit, b->config.path, ok, detail), "reload");
         /* A reload (SIGHUP) also starts a new log file, linked to the last. */
         record_check(b, audit_rotate(b->audit), "rotation");
+}
+
+/* CHAN_CREDENTIAL_REQ: the supervisor is about to start a worker. Which secret it gets comes from our
+ * configuration, never from the request; the value leaves this process only inside a sealed memfd,
+ * and the audit log gets its name (never the value) before it leaves. */
+static const char *credential_open_for(struct broker *b, const struct server_config *sc, int *ret_fd) {
+        _cleanup_secret_ struct secret *value = NULL;
+        int r;
+
+        if (!sc || !sc->credential)
+                return "no credential is configured for this server";
+        /* The store also holds Bastion's own keys (the audit signing key): never a worker's. */
+        if (name_reserved(sc->credential))
+                return "names starting with " SECRETS_RESERVED_PREFIX " are reserved";
+        if (!b->store)
+                return "the secrets store is not open";
+        /* The store alone: systemd credentials were imported into it before the lockdown. */
+        r = secrets_store_get(b->store, sc->credential, &value);
+        if (r == -ENOENT)
+                return "no secret of that name in the secrets store";
+        if (r >= 0)
+                r = secret_sealed_memfd(value, sc->credential, ret_fd);
+        if (r < 0)
+                return "the secret cannot be read";
+        return NULL;
+}
+
+int record_credential_request(struct broker *b, uint32_t id, json_t *payload) {
+        const struct server_config *sc;
+        _cleanup_close_ int fd = -1;
+        _cleanup_json_ json_t *reply = NULL;
+        const char *server, *error;
+        json_int_t generation;
+        int r;
+
+        if (json_unpack(payload, "{s:s, s:I}", "server", &server, "generation", &generation) < 0)
+                return -EBADMSG;
+        sc = config_find_server(&b->config, server);
+        error = credential_open_for(b, sc, &fd);
+        if (!error && (!b->audit || record_check(b, audit_credential_handed(b->audit, server, sc->credential),
+                                                 "credential handed") < 0)) {
+                fd = safe_close(fd);
+                error = "the audit log cannot be written";
+        }
+        reply = json_pack("{s:s, s:I}", "server", server, "generation", generation);
+        if (!reply || (sc && sc->credential && json_object_set_new(reply, "name", json_string(sc->credential)) < 0) ||
+            (error && json_object_set_new(reply, "error", json_string(error)) < 0))
+                return log_oom();
+        r = chan_send(b->sup_fd, CHAN_CREDENTIAL, id, reply, fd >= 0 ? &fd : NULL, fd >= 0 ? 1 : 0);
+        if (r < 0)
+                return log_error_errno(r, "Cannot send the credential of worker %s: %m", server);
+        if (error)
+                log_warning("no credential for worker %s (generation %lld): %s", server, (long long) generation, error);
+        else
+                log_info("credential %s handed to worker %s (generation %lld)", sc->credential, server,
+                         (long long) generation);
+        return 0;
 }

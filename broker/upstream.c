@@ -198,6 +198,7 @@ static void call_start(struct call *call, struct client *c, const char *method, 
         int r;
 
         call->pending = jsonrpc_request(idj, method, params);
+        call->side_effect = side_effect;
         call->next = u->calls;
         u->calls = call;
         c->inflight++;

@@ -145,6 +145,8 @@ int ctl_workers(int argc, char **argv) {
                 print_worker_row(p);
         json_array_foreach(json_object_get(r, "workers"), i, p) {
                 const char *reason = json_string_value(json_object_get(json_object_get(p, "attestation"), "reason"));
+                if (!reason || !*reason)
+                        reason = json_string_value(json_object_get(p, "reason"));
                 if (reason && *reason)
                         printf("%s: %s\n", str(p, "name"), reason);
         }

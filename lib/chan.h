@@ -29,8 +29,9 @@ enum chan_type {
         CHAN_READY = 64,        /* payload {}: configuration applied, listening */
         CHAN_STOPPED,           /* payload {}: drained, about to exit */
         CHAN_APPROVALS_REPLY,   /* payload {ok, error?, approvals?}: answer, same header id as the request */
-        CHAN_CREDENTIAL,        /* payload {server, generation, name?}; fd (0 or 1): a sealed memfd holding
-                                 * only that worker's secret, same header id as the CHAN_CREDENTIAL_REQ */
+        CHAN_CREDENTIAL,        /* payload {server, generation, name?, error?}; fd (0 or 1): a sealed memfd
+                                 * holding only that worker's secret, same header id as the
+                                 * CHAN_CREDENTIAL_REQ; without an fd, error says why (never a value) */
         _CHAN_TYPE_MAX,
 };
 

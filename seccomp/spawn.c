@@ -238,9 +238,16 @@ static int write_map(pid_t pid, const char *file, unsigned long host_id) {
 #endif
 
 static void build_env(struct spawn_ctx *c) {
-        static char buf[ELEMENTSOF(kept_env) + 1][512];
+        static char buf[ELEMENTSOF(kept_env) + 2][512];
+        const char *creds = getenv("CREDENTIALS_DIRECTORY");
         bool have_asan = false;
         unsigned n = 0;
+
+        /* Where systemd put the service's credentials (the secrets store key, plain credentials by
+         * name): the broker reads them before its lockdown; no other process is told. */
+        if (c->s->role == SANDBOX_ROLE_BROKER && creds &&
+            snprintf(buf[n], sizeof(buf[n]), "CREDENTIALS_DIRECTORY=%s", creds) < (int) sizeof(buf[n]))
+                c->envp[n] = buf[n], n++;
 
         for (unsigned i = 0; i < ELEMENTSOF(kept_env); i++) {
                 const char *v = getenv(kept_env[i]);

@@ -10,6 +10,7 @@
  *   worker.c    spawning a worker, attestation, announcing it to the broker
  *   reload.c    SIGHUP / bastionctl reload
  *   status.c    the status and workers answers
+ *   audit_flags.c  the append-only inode flag on the broker's audit files
  *   control.c   the control socket (JSON lines, root or admin group) */
 #pragma once
 
@@ -21,6 +22,7 @@
 #include <systemd/sd-event.h>
 
 #include "bounds.h"
+#include "chan.h"
 #include "conf.h"
 #include "linebuf.h"
 #include "sandbox.h"
@@ -63,6 +65,8 @@ struct child {
         struct sandbox_attestation att;
         bool attested;
         char kill_reason[160];          /* why we killed it, for the broker's CHAN_WORKER_DOWN */
+        char fail_reason[160];          /* why it is failed without a crash loop (no credential), for status */
+        uint32_t credential_request;    /* workers: id of the CHAN_CREDENTIAL_REQ its spawn waits for; 0 none */
         bool stop_requested;            /* we asked it to go: its death is not a crash */
         bool respawn;                   /* ... and it is started again at once (config change, new broker) */
         bool remove;                    /* ... and then forgotten (server removed) */
@@ -91,6 +95,8 @@ struct supervisor {
         uint32_t next_request_id;
         unsigned reloads;
         char *status;                   /* the last STATUS= sent */
+        sd_event_source *audit_watch;   /* inotify on the audit directory (audit_flags.c) */
+        char *audit_watch_dir;
 };
 
 /* setup.c */
@@ -127,11 +133,20 @@ void broker_exited(struct supervisor *sup);
 struct child *worker_new(struct supervisor *sup, const char *name);
 struct child *worker_find(struct supervisor *sup, const char *name);
 int worker_spawn(struct child *w);
+/* The broker's CHAN_CREDENTIAL: continues the spawn that asked for it (the message's fd is taken). */
+int worker_credential_received(struct supervisor *sup, struct chan_msg *m);
 void worker_send_down(struct child *w, const char *reason, bool failed);
 void worker_announce(struct child *w);
 void worker_attested(struct child *w);
 void worker_exited(struct child *w, const char *reason, bool failed);
 void worker_free(struct child *w);
+
+/* audit_flags.c — the append-only inode flag on the audit files, which the broker cannot set */
+/* Before a broker is spawned: the newest files lose the flag, so its recovery can cut a torn tail. */
+void audit_flags_release(struct supervisor *sup);
+/* When the broker is ready: every audit file gets the flag, and so does each file it creates later. */
+void audit_flags_seal(struct supervisor *sup);
+void audit_flags_done(struct supervisor *sup);
 
 /* control.c */
 int control_start(struct supervisor *sup);

@@ -46,6 +46,9 @@ int broker_send_config(struct supervisor *sup) {
 }
 
 static int broker_dispatch(struct supervisor *sup, struct chan_msg *m) {
+        /* Only a credential answer may carry an fd (worker_credential_received checks it). */
+        if (m->type == CHAN_CREDENTIAL)
+                return worker_credential_received(sup, m);
         if (m->n_fds > 0)
                 return -EBADMSG;
         switch (m->type) {
@@ -66,6 +69,8 @@ static int broker_dispatch(struct supervisor *sup, struct chan_msg *m) {
                                  (int) sup->broker.pid, sup->broker.att.seccomp_mode);
                 }
                 if (!sup->broker_ready) {
+                        /* Its log is open and recovered: from now on the files only grow. */
+                        audit_flags_seal(sup);
                         sup->broker_ready = true;
                         sup->broker.state = CHILD_RUNNING;
                         log_info("broker (pid %d) ready", (int) sup->broker.pid);
@@ -115,7 +120,7 @@ static void broker_bring_up(struct supervisor *sup) {
                 return;
         for (struct child *w = sup->workers; w; w = w->next) {
                 if (w->state == CHILD_FAILED)
-                        worker_send_down(w, "crash loop", true);
+                        worker_send_down(w, w->fail_reason[0] ? w->fail_reason : "crash loop", true);
                 else if (w->pid == 0 && w->state == CHILD_STARTING)
                         (void) worker_spawn(w);
         }
@@ -151,6 +156,7 @@ int broker_spawn(struct supervisor *sup) {
         ours = pair[0], theirs = pair[1];
         if (fcntl(ours, F_SETFL, O_NONBLOCK) < 0)
                 return child_spawn_failed(b, -errno), -errno;
+        audit_flags_release(sup);
         r = broker_start(sup, theirs, &pid);
         if (r < 0)
                 return child_spawn_failed(b, r), r;

@@ -571,8 +571,15 @@ static int load_server(struct loader *l, const config_setting_t *e, const struct
             (r = get_uint(l, e, "call_timeout_ms", 1, INT_MAX, &s->call_timeout_ms)) < 0 ||
             (r = get_string(l, e, "credential", &credential)) < 0)
                 return r;
-        if (credential && (strlen(credential) > BASTION_SECRET_MAX_NAME || strpbrk(credential, " \t\n/")))
+        /* The rule of bastionctl secrets and of $CREDENTIALS_DIRECTORY file names (broker/secrets). */
+        if (credential && (!*credential || strlen(credential) > BASTION_SECRET_MAX_NAME || credential[0] == '.' ||
+                           strspn(credential, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") !=
+                           strlen(credential)))
                 return fail(l, config_setting_get_member(e, "credential"), "invalid secret name \"%s\"", credential);
+        /* Bastion's own keys (the audit signing key) live in the same store and are never a worker's. */
+        if (credential && strncmp(credential, "bastion.", 8) == 0)
+                return fail(l, config_setting_get_member(e, "credential"),
+                            "secret names starting with \"bastion.\" are reserved for Bastion's own keys");
         if (credential && !(s->credential = strdup(credential)))
                 return -ENOMEM;
         s->name = strdup(name);

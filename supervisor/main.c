@@ -161,6 +161,7 @@ static void supervisor_done(struct supervisor *sup) {
         if (sup->config.control_socket_path)
                 remove_socket(sup->config.control_socket_path);
         sd_event_source_disable_unref(sup->stop_timer);
+        audit_flags_done(sup);
         sd_event_unref(sup->event);
         config_free(&sup->config);
         free(sup->status);

@@ -38,6 +38,8 @@ static json_t *child_json(const struct supervisor *sup, const struct child *c) {
                 json_object_del(j, "domain");
         if (j && c->kind == CHILD_WORKER)
                 json_object_set_new(j, "generation", json_integer((json_int_t) c->generation));
+        if (j && c->fail_reason[0])
+                json_object_set_new(j, "reason", json_string(c->fail_reason));
         return j;
 }
 

@@ -1,6 +1,7 @@
 # bastion-worker: the MCP server skeleton and one directory per domain.
 WORKER_SOURCES = \
 	workers/worker.h \
+	workers/credential.c \
 	workers/mcp_server.c \
 	workers/inventory/inventory.h \
 	workers/inventory/inventory.c \
@@ -49,4 +50,9 @@ CRITERION_TESTS += tests/unit/test_domains
 tests_unit_test_domains_SOURCES = tests/unit/test_domains.c tests/unit/worker_test.h $(WORKER_SOURCES)
 tests_unit_test_domains_CFLAGS = $(WORKER_TEST_CFLAGS)
 tests_unit_test_domains_LDADD = $(WORKER_TEST_LDADD)
+check_PROGRAMS += tests/unit/test_worker_credential
+CRITERION_TESTS += tests/unit/test_worker_credential
+tests_unit_test_worker_credential_SOURCES = tests/unit/test_worker_credential.c workers/credential.c
+tests_unit_test_worker_credential_CFLAGS = $(WORKER_TEST_CFLAGS)
+tests_unit_test_worker_credential_LDADD = $(WORKER_TEST_LDADD)
 endif

@@ -144,6 +144,8 @@ static int run(const struct args *a) {
                 return log_error_errno(errno, "Failed to install signal handlers: %m");
         if (fcntl(in_fd, F_GETFD) < 0)
                 return log_error_errno(errno, "File descriptor %d is not open: %m", in_fd);
+        if (in_fd != WORKER_CREDENTIAL_FD)
+                (void) worker_credential_take();
         r = a->domain->open(a->db, a->demo_data, &state);
         if (r < 0)
                 return r;

@@ -6,6 +6,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "linebuf.h"
 
@@ -72,6 +73,20 @@ extern const struct domain orders_domain;
 extern const struct domain logistics_domain;
 extern const struct domain returns_domain;
 extern const struct domain payments_domain;
+
+/* ---- credential.c ---- */
+
+/* The fd bastiond passes a worker's credential at (DESIGN §3: channel at 3, credential at 4). */
+#define WORKER_CREDENTIAL_FD 4
+
+/* At start, before the lockdown: 1 when fd 4 holds a sealed credential memfd (kept open for the
+ * domain), 0 when the worker has no credential. */
+int worker_credential_take(void);
+/* Bytes of the credential, -1 when there is none. */
+ssize_t worker_credential_size(void);
+/* Copies the credential into buf (size at least worker_credential_size()); returns its length, -ENOENT
+ * without a credential. For a backend client; the value must never reach a log line or a tool result. */
+int worker_credential_read(void *buf, size_t size);
 
 /* ---- mcp_server.c ---- */
 

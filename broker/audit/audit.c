@@ -98,7 +98,8 @@ void audit_checkpoint_message(uint64_t seq, const char *ts, const char *prev, ch
 }
 
 /* The append-only inode flag keeps even root-run tools from rewriting history casually; it needs
- * CAP_LINUX_IMMUTABLE and filesystem support, so it is best effort. */
+ * CAP_LINUX_IMMUTABLE and filesystem support, so it is best effort. Under bastiond the broker has no
+ * capability (EPERM) and bastiond sets and clears the flag for it (supervisor/audit_flags.c). */
 static void set_append_only(struct audit_log *log, bool on) {
         int flags;
 
@@ -110,7 +111,8 @@ static void set_append_only(struct audit_log *log, bool on) {
                 return;
         flags = on ? (flags | FS_APPEND_FL) : (flags & ~FS_APPEND_FL);
         if (ioctl(log->fd, FS_IOC_SETFLAGS, &flags) < 0)
-                log_info_errno(errno, "Cannot %s append-only flag on %s: %m", on ? "set" : "clear", log->path);
+                log_full_errno(errno == EPERM ? LOG_DEBUG : LOG_INFO, errno, "Cannot %s append-only flag on %s: %m",
+                               on ? "set" : "clear", log->path);
 }
 
 static int file_name_seq(const char *name, uint64_t *ret) {

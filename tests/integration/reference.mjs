@@ -173,10 +173,14 @@ export function ensureReferenceUsers() {
 const q = (s) => JSON.stringify(s);
 const list = (a) => `[ ${a.map(q).join(', ')} ]`;
 
-export function referenceConfigText(d, { confirmTimeoutMs, approvalTtlMs, adminGroup = ADMIN_GROUP } = {}) {
+// credentials: {server: secret name} handed to that server's worker; secretsStore: the store's path;
+// keyFromCredential: no secrets_key_file (the broker takes $CREDENTIALS_DIRECTORY/bastion.secrets-key).
+export function referenceConfigText(d, { confirmTimeoutMs, approvalTtlMs, credentials = {}, secretsStore,
+  keyFromCredential = false, adminGroup = ADMIN_GROUP } = {}) {
   const opt = [
     confirmTimeoutMs !== undefined ? `        confirm_timeout_ms = ${confirmTimeoutMs};\n` : '',
     approvalTtlMs !== undefined ? `        approval_ttl_ms = ${approvalTtlMs};\n` : '',
+    secretsStore !== undefined ? `        secrets_store = ${q(secretsStore)};\n` : '',
   ].join('');
   const roles = Object.entries(ROLES).map(([r, s]) => `        ${r} = { scopes = ${list(s)}; };\n`).join('');
   const users = [`        { user = "root"; role = "supply-chain-manager"; }`,
@@ -190,7 +194,7 @@ export function referenceConfigText(d, { confirmTimeoutMs, approvalTtlMs, adminG
     return `        ${name} = {
                 domain = ${q(s.domain)};
                 demo_data = true;
-                tools = {
+${credentials[name] ? `                credential = ${q(credentials[name])};\n` : ''}                tools = {
 ${tools}                };
 ${res ? `                resources = {\n${res}                };\n` : ''}        };
 `;
@@ -203,8 +207,7 @@ bastion = {
         runtime_dir = ${q(d.runtimeDir)};
         libexec_dir = ${q(BUILD_DIR)};
         audit_dir = ${q(d.auditDir)};
-        secrets_key_file = ${q(join(d.dir, 'secrets.key'))};
-        worker_uids = [ ${d.uids.min}, ${d.uids.max} ];
+${keyFromCredential ? '' : `        secrets_key_file = ${q(join(d.dir, 'secrets.key'))};\n`}        worker_uids = [ ${d.uids.min}, ${d.uids.max} ];
         call_timeout_ms = 10000;
         max_inflight = 16;
         admin_group = ${q(adminGroup)};

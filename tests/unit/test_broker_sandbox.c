@@ -751,11 +751,12 @@ static void real_setup(void) {
 }
 
 static void real_teardown(void) {
-        char cmd[128];
+        char cmd[256];
 
         if (!real_dir[0])
                 return;
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", real_dir);
+        /* bastiond makes the audit files append-only (bastion-audit(5)). */
+        snprintf(cmd, sizeof(cmd), "chattr -R -a '%s/audit' 2>/dev/null; rm -rf '%s'", real_dir, real_dir);
         if (system(cmd) != 0)
                 cr_log_warn("could not remove %s", real_dir);
 }

@@ -108,6 +108,10 @@ static const struct bad bad_configs[] = {
         { "bastion = {\n  audit_journal = 1;\n};\n", "2: bastion.audit_journal: expected true or false" },
         { "servers = {\n  inventory = {\n    domain = \"inventory\";\n    credential = \"a b\";\n  };\n};\n",
           "4: servers.inventory.credential: invalid secret name \"a b\"" },
+        { "servers = {\n  payments = {\n    domain = \"payments\";\n    credential = \"bastion.audit-signing-key\";\n  };\n};\n",
+          "4: servers.payments.credential: secret names starting with \"bastion.\" are reserved for Bastion's own keys" },
+        { "servers = {\n  payments = {\n    domain = \"payments\";\n    credential = \".hidden\";\n  };\n};\n",
+          "4: servers.payments.credential: invalid secret name \".hidden\"" },
         { "servers = {\n  inventory = {\n    domain = \"inventory\";\n    tools = {\n"
           "      get_stock = { scopes = [ \"inventory:read\" ]; approvals = \"none\"; };\n    };\n  };\n};\n",
           "5: servers.inventory.tools.get_stock: unknown key \"approvals\"" },

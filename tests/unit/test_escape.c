@@ -1,6 +1,9 @@
 /* The escape drill (issue #3): a `returns` worker, spawned and locked down exactly like a real one,
  * tries to reach its `payments` neighbour's database and credential, the host, the network and the
- * kernel. Every attempt must be blocked; the table of attempts and outcomes is printed. */
+ * kernel. Every attempt must be blocked; the table of attempts and outcomes is printed. Then (issue
+ * #5) it searches its memory, environment, fds and file system for the payments credential, which
+ * the neighbour holds as bastiond hands it over (a sealed memfd at fd 4), and must find nothing,
+ * while the same search finds its own credential. */
 #include "config.h"
 
 #include <arpa/inet.h>
@@ -11,6 +14,7 @@
 #include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -26,7 +30,12 @@
 #define PAYMENTS_UID 4000201
 #define RETURNS_UID 4000202
 #define SECRET "sk_live_ESCAPE_DRILL_SECRET_4242"
+#define OWN_SECRET "rk_returns_OWN_CREDENTIAL_7171"
 #define MIN_ATTEMPTS 30
+#define SEARCHES 4
+#define CONTROLS 5
+/* The drill gets the values XOR-masked (escape-worker.c), never in the clear. */
+#define NEEDLE_MASK 0x5a
 
 static char dir[64], payments[96], returns[96];
 
@@ -119,9 +128,25 @@ static char *read_all(int fd) {
         return buf;
 }
 
-/* Prints the table and counts attempts, escapes and failed controls. */
+/* What bastiond hands a worker: a memfd holding the value, sealed against every change. */
+static int sealed_credential(const char *value) {
+        int fd = memfd_create("credential", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+
+        cr_assert_geq(fd, 0);
+        cr_assert_eq(write(fd, value, strlen(value)), (ssize_t) strlen(value));
+        cr_assert_eq(fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL), 0);
+        return fd;
+}
+
+static void masked_hex(const char *value, char *buf, size_t size) {
+        cr_assert_lt(strlen(value) * 2, size);
+        for (size_t i = 0; value[i]; i++)
+                snprintf(buf + 2 * i, 3, "%02x", (unsigned char) value[i] ^ NEEDLE_MASK);
+}
+
+/* Prints the table and counts attempts, escapes, searches and failed controls. */
 static void check_table(char *out) {
-        int attempts = 0, escaped = 0, controls = 0;
+        int attempts = 0, escaped = 0, controls = 0, searches = 0, found = 0;
         bool done = false;
 
         fprintf(stderr, "\n%-42s %s\n", "attempt", "outcome");
@@ -135,16 +160,23 @@ static void check_table(char *out) {
                         done = true;
                 else if (strncmp(line, "control:", 8) == 0)
                         controls += streq(tab + 1, "ok");
-                else {
+                else if (strncmp(line, "search:", 7) == 0) {
+                        searches++;
+                        found += strncmp(tab + 1, "not found", 9) != 0;
+                } else {
                         attempts++;
                         escaped += strncmp(tab + 1, "blocked", 7) != 0;
                 }
         }
-        fprintf(stderr, "%d attempts, %d not blocked\n", attempts, escaped);
+        fprintf(stderr, "%d attempts, %d not blocked; %d searches, %d found the payments credential\n", attempts,
+                escaped, searches, found);
         cr_assert(done, "the drill did not finish");
-        cr_assert_eq(controls, 3, "the worker could not use its own state dir or fds inside the sandbox");
+        cr_assert_eq(controls, CONTROLS, "the worker could not use its own state dir, fds or credential inside the "
+                     "sandbox, or the search does not find what is there");
         cr_assert_geq(attempts, MIN_ATTEMPTS);
         cr_assert_eq(escaped, 0, "%d escape attempts were not blocked", escaped);
+        cr_assert_eq(searches, SEARCHES);
+        cr_assert_eq(found, 0, "the payments credential was found %d time(s) inside the returns worker", found);
 }
 
 static void check_payments_untouched(void) {
@@ -163,6 +195,7 @@ static void check_payments_untouched(void) {
 
 Test(escape, returns_worker_cannot_reach_payments_host_network_or_kernel, .timeout = 60) {
         char broker_sock[128], control_sock[128], abstract[64], victim_pid[16], port[16], credential[128];
+        char needle[2 * sizeof(SECRET) + 1], own_needle[2 * sizeof(OWN_SECRET) + 1];
         int victim_chan[2], drill_chan[2], fds[2], tcp_port, status;
         pid_t victim, drill;
 
@@ -188,24 +221,33 @@ Test(escape, returns_worker_cannot_reach_payments_host_network_or_kernel, .timeo
         (void) listen_tcp(&tcp_port);
 
         cr_assert_eq(pipe2(victim_chan, O_CLOEXEC), 0);
+        fds[0] = victim_chan[0];
+        fds[1] = sealed_credential(SECRET);
         victim = spawn_escape_worker("worker payments", PAYMENTS_UID, payments,
                                      (char *[]) { ESCAPE_WORKER_PATH, "--idle", "--state-dir", payments, NULL },
-                                     &victim_chan[0], 1);
-        close(victim_chan[0]);
+                                     fds, 2);
+        close(fds[0]);
+        close(fds[1]);
         await_attested(victim, PAYMENTS_UID);
 
         snprintf(victim_pid, sizeof(victim_pid), "%d", (int) victim);
         snprintf(port, sizeof(port), "%d", tcp_port);
         cr_assert_eq(pipe2(drill_chan, O_CLOEXEC), 0);
         snprintf(credential, sizeof(credential), "%s/returns.key", dir);
+        /* Its own credential on the host (which it must not reach by path) and, as bastiond does, at fd 4. */
+        fds[0] = open(credential, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        cr_assert_geq(fds[0], 0);
+        cr_assert_eq(write(fds[0], OWN_SECRET, strlen(OWN_SECRET)), (ssize_t) strlen(OWN_SECRET));
+        close(fds[0]);
         fds[0] = drill_chan[1];
-        fds[1] = open(credential, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        cr_assert_geq(fds[1], 0);
-        cr_assert_eq(write(fds[1], "rk_returns", 10), 10);
+        fds[1] = sealed_credential(OWN_SECRET);
+        masked_hex(SECRET, needle, sizeof(needle));
+        masked_hex(OWN_SECRET, own_needle, sizeof(own_needle));
         drill = spawn_escape_worker("worker returns", RETURNS_UID, returns, (char *[]) {
                 ESCAPE_WORKER_PATH, "--state-dir", returns, "--victim-dir", payments, "--victim-pid", victim_pid,
                 "--broker-socket", broker_sock, "--control-socket", control_sock, "--abstract", abstract,
-                "--tcp-port", port, "--credential", credential, NULL }, fds, 2);
+                "--tcp-port", port, "--credential", credential, "--needle", needle, "--own-needle", own_needle,
+                NULL }, fds, 2);
         close(fds[0]);
         close(fds[1]);
         check_table(read_all(drill_chan[0]));
