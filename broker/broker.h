@@ -20,10 +20,15 @@
 #define MCP_LEGACY_VERSION "2025-11-25"
 #define MCP_MODERN_VERSION "2026-07-28"
 #define META_PRINCIPAL "dev.bastion/principal"
+/* The inputRequests key of the broker's own confirmation (2026-07-28): reserved, no worker may use it. */
+#define BROKER_CONFIRM_KEY "confirm"
 #define META_PREFIX_BASTION "dev.bastion/"
 #define META_PROTOCOL_VERSION "io.modelcontextprotocol/protocolVersion"
 #define META_CLIENT_CAPS "io.modelcontextprotocol/clientCapabilities"
 #define META_SERVER_INFO "io.modelcontextprotocol/serverInfo"
+#define META_LOG_LEVEL "io.modelcontextprotocol/logLevel"
+/* A worker tags what it sends while serving a request with that request's id (workers/worker.h). */
+#define META_RELATED "dev.bastion/related"
 
 struct broker;
 struct client;
@@ -31,20 +36,45 @@ struct upstream;
 struct jsonrpc_msg;
 struct audit_log;
 struct secrets_store;
+struct http_state;
+struct http_session;
 
 enum era { ERA_UNKNOWN, ERA_LEGACY, ERA_MODERN };
 
-/* Who is calling: derived from SO_PEERCRED once, at accept time. Role and scopes are looked up in the
- * current configuration on every request, so a reload takes effect immediately. */
+/* Who is calling. A local caller is derived from SO_PEERCRED once, at accept time; a remote caller from
+ * a verified bearer token on every HTTP request (broker/http/). Role scopes are looked up in the current
+ * configuration on every request, so a reload takes effect immediately. */
+enum principal_source {
+        PRINCIPAL_LOCAL,        /* uid, gid, groups from the kernel; role from the users map */
+        PRINCIPAL_TOKEN,        /* sub, role, tenant, scope from a verified access token */
+        PRINCIPAL_ANONYMOUS,    /* oauth.anonymous_role on plain loopback HTTP (tests only) */
+};
+
 struct principal {
-        uid_t uid;
+        enum principal_source source;
+        uid_t uid;                              /* local only; (uid_t) -1 otherwise */
         gid_t gid;
         gid_t groups[64];
         int n_groups;
-        char sub[32];           /* "uid:N" */
+        char sub[BASTION_JWT_MAX_SUB + 1];      /* "uid:N", or the token's sub */
+        char role[BASTION_JWT_MAX_ROLE + 1];    /* token/anonymous: the role name ("" = none) */
+        char tenant[BASTION_JWT_MAX_TENANT + 1];/* token: the tenant claim ("" = none) */
+        char scope[BASTION_JWT_MAX_SCOPE + 1];  /* token: its scopes, space-separated */
 };
 
-enum call_kind { CALL_TOOL, CALL_RESOURCES_LIST, CALL_RESOURCE_READ };
+enum call_kind {
+        CALL_TOOL, CALL_RESOURCES_LIST, CALL_RESOURCE_READ,
+        /* passed through to workers that offer them (upstream_forward) */
+        CALL_TEMPLATES_LIST, CALL_PROMPTS_LIST, CALL_PROMPT_GET, CALL_COMPLETE, CALL_SUBSCRIBE,
+};
+
+/* A request a worker sent the client of one of its calls (sampling/createMessage, elicitation/create,
+ * roots/list), relayed under an id the broker chose; the answer goes back under the worker's id. */
+struct relay {
+        struct relay *next;             /* in call->relays */
+        json_t *worker_id;
+        char client_id[40];             /* "bastion-relay-N" */
+};
 
 /* A request forwarded to a worker and not yet answered. */
 struct call {
@@ -62,6 +92,9 @@ struct call {
         sd_event_source *timer;
         char tool[128];                 /* tool name, or the resources method */
         char *uri;                      /* resources/read: the URI asked for */
+        json_t *client_caps;            /* what the client can be asked (either era), or NULL */
+        int log_level;                  /* notifications/message at or above it are relayed; -1: none */
+        struct relay *relays;           /* the worker's requests to the client, unanswered */
 };
 
 /* A 2025-11-25 call held while the human at the host is asked to confirm it. */
@@ -90,6 +123,7 @@ struct upstream {
         enum upstream_state state;
         json_t *tools;                  /* the worker's tools/list, kept across restarts */
         json_t *tools_next;             /* tools/list pages gathered during a handshake */
+        json_t *caps;                   /* the worker's capabilities (initialize), kept across restarts */
         int64_t next_id;
         int64_t handshake_id;           /* initialize, then tools/list pages; 0 when idle */
         bool handshake_listing;
@@ -114,6 +148,13 @@ struct client {
         bool initialized;               /* legacy: initialize answered */
         json_t *client_caps;            /* legacy: capabilities declared at initialize */
         unsigned inflight;
+        int log_level;                  /* legacy: logging/setLevel (index into mcp_log_levels) */
+        json_t *subscriptions;          /* legacy: resources/subscribe, URI -> true */
+        /* HTTP (broker/http/): a virtual client (fd -1) serving one legacy session or one modern request;
+         * what is sent to it goes to the front as responses and SSE events. */
+        bool http;
+        struct http_session *session;   /* legacy; NULL for a modern request */
+        sd_event_source *http_free;     /* modern: freed once its answer is out */
 };
 
 struct broker {
@@ -133,6 +174,7 @@ struct broker {
         struct audit_log *audit;
         bool audit_failed;              /* sticky: every call is refused once the log cannot be written */
         struct secrets_store *store;
+        struct http_state *http;        /* the front channel, sessions, token keys (broker/http/) */
 };
 
 /* main.c */
@@ -149,6 +191,14 @@ void client_send_related(struct client *c, json_t *msg, const json_t *related_id
 void client_free(struct client *c);
 void clients_drop_server(struct broker *b, const char *server);
 
+/* http/ — Streamable HTTP through bastion-front, OAuth bearer tokens (docs/auth.md) */
+int http_front_attach(struct broker *b, int fd);          /* CHAN_FRONT */
+int http_jwks_update(struct broker *b, json_t *payload);  /* CHAN_JWKS */
+void http_client_send(struct client *c, json_t *msg, const json_t *related_id);  /* steals msg */
+void http_client_gone(struct client *c);
+void http_config_changed(struct broker *b);
+void http_done(struct broker *b);
+
 /* mcp/server.c — the MCP server side of one client connection */
 void mcp_handle_line(struct client *c, char *line, size_t len);
 json_t *mcp_finish_result(const struct client *c, enum era era, json_t *result);
@@ -160,6 +210,11 @@ enum era mcp_detect_era(enum era current, const char *method, const json_t *para
 int principal_from_socket(int fd, struct principal *ret);
 const struct principal_map *principal_lookup(const struct bastion_config *cfg, const struct principal *p);
 json_t *principal_to_meta(const struct bastion_config *cfg, const struct principal *p);
+/* The caller's role name and tenant, whatever the source; NULL when none. */
+const char *principal_role_name(const struct bastion_config *cfg, const struct principal *p);
+const char *principal_tenant(const struct bastion_config *cfg, const struct principal *p);
+/* The same caller: same source and same sub (a token sub "uid:0" is not local root). */
+bool principal_same(const struct principal *a, const struct principal *b);
 
 /* policy/policy.c */
 const struct role *policy_role(const struct bastion_config *cfg, const struct principal *p);
@@ -193,6 +248,9 @@ int record_intent(struct broker *b, struct call *call, const struct client *c, c
                   const json_t *approval, bool side_effect);
 void record_result(struct broker *b, const struct call *call, const json_t *msg);
 void record_denial(struct broker *b, const struct client *c, const char *tool, const char *reason);
+/* The same for a caller that has no client (an HTTP request refused before MCP: rate limit, scope). */
+void record_denial_as(struct broker *b, const struct principal *who, const char *server, const char *tool,
+                      const char *reason);
 void record_approval(struct broker *b, int event, const char *id, const struct principal *who,
                      const char *server, const char *tool, const char *decided_by);
 void record_worker(struct broker *b, bool up, const char *server, uint64_t generation, const char *detail);
@@ -200,6 +258,8 @@ void record_reload(struct broker *b, bool ok, const char *detail);
 /* Answers a CHAN_CREDENTIAL_REQ (same header id): a sealed memfd of the server's configured credential,
  * or no fd and an error; the hand-over is audited by name. Negative only when the channel failed. */
 int record_credential_request(struct broker *b, uint32_t id, json_t *payload);
+/* who: where the request came from and what it asked for; reason: why it was refused (never a token). */
+void record_auth_failure(struct broker *b, const char *who, const char *reason);
 
 /* upstream.c — the MCP client side of one worker */
 struct upstream *upstream_get(struct broker *b, const char *name);
@@ -210,8 +270,19 @@ void upstream_remove(struct upstream *u, const char *reason);
 /* Forwards a tools/call; answers the client itself on every outcome. */
 void upstream_call(struct upstream *u, struct client *c, json_t *client_id, enum era era,
                    const char *tool, json_t *arguments, json_t *client_meta, json_t *approval);
+/* The same, passing on `extra` (borrowed; e.g. a 2026-07-28 retry's inputResponses and requestState). */
+void upstream_call_ex(struct upstream *u, struct client *c, json_t *client_id, enum era era, const char *tool,
+                      json_t *arguments, json_t *client_meta, json_t *approval, const json_t *extra);
 void upstream_resource(struct upstream *u, struct client *c, json_t *client_id, enum era era, enum call_kind kind,
                        const char *uri, json_t *client_meta);
+/* Passes one of the CALL_TEMPLATES_LIST … CALL_SUBSCRIBE requests through, params as the client sent
+ * them minus its _meta; answers the client on every outcome. */
+void upstream_forward(struct upstream *u, struct client *c, json_t *client_id, enum era era, enum call_kind kind,
+                      const char *method, json_t *params);
+/* The client's answer to a request relayed from a worker. False if it answers nothing we relayed. */
+bool upstream_relay_answer(struct client *c, const struct jsonrpc_msg *m);
+/* notifications/message levels, most verbose first; -1 for an unknown name. */
+int mcp_log_level(const char *name);
 void upstream_cancel(struct upstream *u, struct client *c, json_t *client_id);
 void upstream_client_gone(struct broker *b, struct client *c);
 const json_t *upstream_tool(const struct upstream *u, const char *tool);

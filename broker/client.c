@@ -1,4 +1,5 @@
-/* Local client connections: accept, identify by SO_PEERCRED, read the preamble, then MCP lines. */
+/* Local client connections: accept, identify by SO_PEERCRED, read the preamble, then MCP lines.
+ * HTTP clients (broker/http/) are virtual clients with fd -1: what is sent to them goes to the front. */
 #include "config.h"
 
 #include <errno.h>
@@ -25,13 +26,17 @@ void client_free(struct client *c) {
 
         upstream_client_gone(b, c);
         confirm_client_gone(b, c);
+        if (c->http)
+                http_client_gone(c);
         json_decref(c->client_caps);
+        json_decref(c->subscriptions);
         for (struct client **p = &b->clients; *p; p = &(*p)->next)
                 if (*p == c) {
                         *p = c->next;
                         break;
                 }
-        b->n_clients--;
+        if (!c->http)
+                b->n_clients--;
         sd_event_source_disable_unref(c->io);
         safe_close(c->fd);
         linebuf_done(&c->in);
@@ -54,6 +59,8 @@ void client_send(struct client *c, json_t *msg) {
 
         if (!msg)
                 return (void) log_oom();
+        if (c->http)
+                return http_client_send(c, msg, NULL);
         s = jsonrpc_dump(msg, &n);
         json_decref(msg);
         if (!s || c->closing)
@@ -67,7 +74,8 @@ void client_send(struct client *c, json_t *msg) {
 }
 
 void client_send_related(struct client *c, json_t *msg, const json_t *related_id) {
-        (void) related_id;
+        if (c->http && msg)
+                return http_client_send(c, msg, related_id);
         client_send(c, msg);
 }
 
@@ -87,7 +95,7 @@ static void client_preamble(struct client *c, const char *line) {
                 goto refuse;
         }
         if (!principal_lookup(cfg, &c->principal)) {
-                snprintf(buf, sizeof(buf), "error %s is not mapped to a role in %s\n", c->principal.sub,
+                snprintf(buf, sizeof(buf), "error %.32s is not mapped to a role in %.160s\n", c->principal.sub,
                          cfg->path);
                 goto refuse;
         }

@@ -11,9 +11,14 @@ bastion_broker_SOURCES = \
 	broker/policy/policy.c \
 	broker/approval/confirm.c \
 	broker/approval/approver.c \
-	broker/record.c
-bastion_broker_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(SYSTEMD_CFLAGS) $(SODIUM_CFLAGS)
-bastion_broker_LDADD = $(AUDIT_LIBS) $(SECRETS_LIBS) $(LIBBASTION) $(SYSTEMD_LIBS) $(SODIUM_LIBS) $(SANDBOX_LIBS)
+	broker/record.c \
+	broker/http/http.h \
+	broker/http/front.c \
+	broker/http/auth.c \
+	broker/http/ratelimit.c \
+	broker/http/mcp.c
+bastion_broker_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(SYSTEMD_CFLAGS) $(SODIUM_CFLAGS) $(CRYPTO_CFLAGS)
+bastion_broker_LDADD = $(AUTH_LIBS) $(AUDIT_LIBS) $(SECRETS_LIBS) $(LIBBASTION) $(SYSTEMD_LIBS) $(SODIUM_LIBS) $(SANDBOX_LIBS) -lm
 
 if HAVE_CRITERION
 check_PROGRAMS += tests/unit/test_era

@@ -181,6 +181,7 @@ static int dispatch_supervisor(struct broker *b, struct chan_msg *m) {
         } expected[] = {
                 { CHAN_CONFIG, 0 }, { CHAN_LISTENER, 1 }, { CHAN_WORKER_UP, 1 },
                 { CHAN_WORKER_DOWN, 0 }, { CHAN_STOP, 0 }, { CHAN_APPROVALS, 0 }, { CHAN_CREDENTIAL_REQ, 0 },
+                { CHAN_FRONT, 1 }, { CHAN_JWKS, 0 },
         };
         bool known = false;
         json_t *reply;
@@ -208,6 +209,10 @@ static int dispatch_supervisor(struct broker *b, struct chan_msg *m) {
                 return begin_stop(b);
         case CHAN_CREDENTIAL_REQ:
                 return record_credential_request(b, m->id, m->payload);
+        case CHAN_FRONT:
+                return http_front_attach(b, chan_msg_take_fd(m, 0));
+        case CHAN_JWKS:
+                return http_jwks_update(b, m->payload);
         case CHAN_APPROVALS:
                 /* A reply that cannot be sent is that request's failure, not the broker's. */
                 r = chan_send(b->sup_fd, CHAN_APPROVALS_REPLY, m->id, reply = approvals_command(b, m->payload), NULL, 0);
@@ -254,6 +259,7 @@ static void broker_done(struct broker *b) {
                 client_free(b->clients);
         while (b->upstreams)
                 upstream_remove(b->upstreams, "the broker is stopping");
+        http_done(b);
         sd_event_source_disable_unref(b->listen_io);
         sd_event_source_disable_unref(b->sup_io);
         safe_close(b->listen_fd);

@@ -161,14 +161,13 @@ static int record_check(struct broker *b, int r, const char *what) {
         return r;
 }
 
+/* Token callers are recorded by their sub, never by their token. */
 static struct audit_principal principal_of(const struct broker *b, const struct principal *p) {
-        const struct principal_map *m = principal_lookup(&b->config, p);
-
         return (struct audit_principal) {
                 .sub = p->sub,
-                .uid = p->uid,
-                .tenant = m ? m->tenant : NULL,
-                .role = m ? m->role : NULL,
+                .uid = p->source == PRINCIPAL_LOCAL ? (int64_t) p->uid : -1,
+                .tenant = principal_tenant(&b->config, p),
+                .role = principal_role_name(&b->config, p),
         };
 }
 
@@ -216,11 +215,16 @@ void record_result(struct broker *b, const struct call *call, const json_t *msg)
                                           call->side_effect ? AUDIT_DURABLE : AUDIT_BATCHED), "call result");
 }
 
-void record_denial(struct broker *b, const struct client *c, const char *tool, const char *reason) {
-        struct audit_principal p = principal_of(b, &c->principal);
+void record_denial_as(struct broker *b, const struct principal *who, const char *server, const char *tool,
+                      const char *reason) {
+        struct audit_principal p = principal_of(b, who);
 
         if (b->audit)
-                record_check(b, audit_denial(b->audit, &p, c->server, tool, reason), "denial");
+                record_check(b, audit_denial(b->audit, &p, server, tool, reason), "denial");
+}
+
+void record_denial(struct broker *b, const struct client *c, const char *tool, const char *reason) {
+        record_denial_as(b, &c->principal, c->server, tool, reason);
 }
 
 void record_approval(struct broker *b, int ev, const char *id, const struct principal *who,
@@ -235,6 +239,11 @@ void record_worker(struct broker *b, bool up, const char *server, uint64_t gener
         if (b->audit)
                 record_check(b, audit_worker_event(b->audit, up ? AUDIT_WORKER_START : AUDIT_WORKER_CRASH, server,
                                                    generation, detail), "worker event");
+}
+
+void record_auth_failure(struct broker *b, const char *who, const char *reason) {
+        if (b->audit)
+                record_check(b, audit_auth_failure(b->audit, who, reason), "authentication failure");
 }
 
 void record_reload(struct broker *b, bool ok, const char *detail) {

@@ -1,6 +1,12 @@
 /* The MCP client side of one worker: handshake, forwarding, progress relay, deadlines, and failing
  * every outstanding call the moment the worker goes away. The worker is less trusted than we are:
- * anything it sends that we did not ask for ends its channel. */
+ * anything it sends that we did not ask for ends its channel.
+ *
+ * Pass-through: prompts, resource templates, completion and subscriptions are forwarded as calls and
+ * their answers filtered by the policy. What a worker sends while serving a call (progress, log
+ * messages, and its requests to the client: sampling, elicitation, roots) names that call (the progress
+ * token we gave it, or _meta["dev.bastion/related"]) and goes to that call's client only, never to
+ * anyone else; the client's answers go back under the worker's own ids. */
 #include "config.h"
 
 #include <errno.h>
@@ -81,6 +87,28 @@ unsigned broker_calls_in_flight(struct broker *b) {
         return n + confirm_held_count(b);
 }
 
+static const char *const log_levels[] = { "debug", "info", "notice", "warning", "error", "critical", "alert",
+                                          "emergency" };
+
+int mcp_log_level(const char *name) {
+        for (size_t i = 0; name && i < ELEMENTSOF(log_levels); i++)
+                if (streq(name, log_levels[i]))
+                        return (int) i;
+        return -1;
+}
+
+static void relays_drop(struct call *call, const char *why) {
+        for (struct relay *r = call->relays, *n; r; r = n) {
+                n = r->next;
+                /* The worker is waiting for this answer: it must not wait for its own deadline. */
+                if (call->up->fd >= 0 && call->up->state == UPSTREAM_READY)
+                        upstream_send(call->up, jsonrpc_error(r->worker_id, JSONRPC_INTERNAL_ERROR, why, NULL));
+                json_decref(r->worker_id);
+                free(r);
+        }
+        call->relays = NULL;
+}
+
 static void call_unlink(struct call *call) {
         for (struct call **p = &call->up->calls; *p; p = &(*p)->next)
                 if (*p == call) {
@@ -94,6 +122,7 @@ static void call_finish(struct call *call, json_t *msg) {
         struct broker *b = call->up->b;
 
         call_unlink(call);
+        relays_drop(call, "the call this request belonged to has ended");
         record_result(b, call, msg);
         if (call->client) {
                 call->client->inflight--;
@@ -107,6 +136,7 @@ static void call_finish(struct call *call, json_t *msg) {
         json_decref(call->client_id);
         json_decref(call->progress_token);
         json_decref(call->pending);
+        json_decref(call->client_caps);
         free(call->uri);
         free(call);
         broker_maybe_finish_stop(b);
@@ -181,7 +211,20 @@ static struct call *call_new(struct upstream *u, struct client *c, json_t *clien
         snprintf(call->tool, sizeof(call->tool), "%s", label);
         if (kind == CALL_TOOL && (json_is_string(token) || json_is_integer(token)))
                 call->progress_token = json_incref(token);
+        /* What the client can be asked and which log messages it wants: remembered for a legacy
+         * connection, carried by each 2026-07-28 request (no logLevel: no log messages). */
+        if (era == ERA_MODERN) {
+                json_t *caps = json_object_get(client_meta, META_CLIENT_CAPS);
+                call->client_caps = json_is_object(caps) ? json_deep_copy(caps) : NULL;
+                call->log_level = mcp_log_level(json_string_value(json_object_get(client_meta, META_LOG_LEVEL)));
+        } else {
+                call->client_caps = json_is_object(c->client_caps) ? json_deep_copy(c->client_caps) : NULL;
+                call->log_level = c->log_level;
+        }
         *ret_meta = forward_meta(client_meta, call->upstream_id, call->progress_token != NULL);
+        /* The worker learns what it may ask the client: the capabilities the client declared. */
+        json_object_set_new(*ret_meta, META_CLIENT_CAPS, call->client_caps ? json_deep_copy(call->client_caps) :
+                            json_object());
         principal = principal_to_meta(&u->b->config, &c->principal);
         json_object_set_new(principal, "approval", approval ? approval : json_null());
         json_object_set_new(*ret_meta, META_PRINCIPAL, principal);
@@ -222,20 +265,46 @@ static void call_start(struct call *call, struct client *c, const char *method, 
 
 void upstream_call(struct upstream *u, struct client *c, json_t *client_id, enum era era, const char *tool,
                    json_t *arguments, json_t *client_meta, json_t *approval) {
+        upstream_call_ex(u, c, client_id, era, tool, arguments, client_meta, approval, NULL);
+}
+
+void upstream_call_ex(struct upstream *u, struct client *c, json_t *client_id, enum era era, const char *tool,
+                      json_t *arguments, json_t *client_meta, json_t *approval, const json_t *extra) {
         const struct server_config *s = config_find_server(&u->b->config, u->name);
         const struct tool_policy *tp = s ? server_find_tool(s, tool) : NULL;
         const json_t *annotations = json_object_get(upstream_tool(u, tool), "annotations");
         _cleanup_json_ json_t *args = arguments ? json_incref(arguments) : json_object();
-        json_t *meta;
+        json_t *meta, *params, *v;
         struct call *call = call_new(u, c, client_id, era, CALL_TOOL, tool, client_meta, approval, &meta);
         /* A side effect unless the policy asks no approval and the worker says it only reads. */
         bool side_effect = !tp || tp->approval != APPROVAL_NONE ||
                            !json_is_true(json_object_get(annotations, "readOnlyHint"));
+        const char *k;
 
         if (!call)
                 return;
-        call_start(call, c, "tools/call", json_pack("{s:s, s:O, s:o}", "name", tool, "arguments", args,
-                                                    "_meta", meta), args, side_effect);
+        params = json_pack("{s:s, s:O, s:o}", "name", tool, "arguments", args, "_meta", meta);
+        json_object_foreach((json_t *) extra, k, v)
+                if (!json_object_get(params, k))
+                        json_object_set(params, k, v);
+        call_start(call, c, "tools/call", params, args, side_effect);
+}
+
+void upstream_forward(struct upstream *u, struct client *c, json_t *client_id, enum era era, enum call_kind kind,
+                      const char *method, json_t *params) {
+        _cleanup_json_ json_t *audit_args = json_is_object(params) ? json_deep_copy(params) : json_object();
+        json_t *meta, *out;
+        struct call *call;
+
+        json_object_del(audit_args, "_meta");
+        call = call_new(u, c, client_id, era, kind, method, json_object_get(params, "_meta"), NULL, &meta);
+        if (!call)
+                return;
+        call->uri = json_is_string(json_object_get(params, "uri")) ?
+                    strdup(json_string_value(json_object_get(params, "uri"))) : NULL;
+        out = json_deep_copy(audit_args);
+        json_object_set_new(out, "_meta", meta);
+        call_start(call, c, method, out, audit_args, false);
 }
 
 void upstream_resource(struct upstream *u, struct client *c, json_t *client_id, enum era era, enum call_kind kind,
@@ -330,6 +399,7 @@ void upstream_remove(struct upstream *u, const char *reason) {
                         break;
                 }
         json_decref(u->tools);
+        json_decref(u->caps);
         free(u->name);
         free(u);
 }
@@ -384,6 +454,8 @@ static void handshake_response(struct upstream *u, const struct jsonrpc_msg *m) 
                 return upstream_violation(u, "handshake request failed");
         if (!u->handshake_listing) {
                 upstream_send(u, jsonrpc_notification("notifications/initialized", NULL));
+                json_decref(u->caps);
+                u->caps = json_incref(json_object_get(m->result, "capabilities"));
                 u->handshake_listing = true;
                 u->tools_next = json_array();
                 return handshake_request(u, "tools/list", NULL);
@@ -401,6 +473,12 @@ static void handshake_response(struct upstream *u, const struct jsonrpc_msg *m) 
         if (json_is_string(cursor) && json_array_size(u->tools_next) < 1024)
                 return handshake_request(u, "tools/list", json_pack("{s:O}", "cursor", cursor));
         handshake_ready(u);
+}
+
+/* A 2026-07-28 InputRequiredResult: the worker asks the client something through the result. */
+static bool input_required(const struct call *call, const json_t *result) {
+        return call->era == ERA_MODERN && streq(json_string_value(json_object_get(result, "resultType")), "input_required") &&
+               json_is_object(json_object_get(result, "inputRequests"));
 }
 
 static struct call *call_by_upstream_id(struct upstream *u, int64_t id) {
@@ -427,6 +505,33 @@ static json_t *resources_filtered(const struct call *call, const json_t *resourc
         return json_pack("{s:o}", "resources", out);
 }
 
+/* The entries of a list result the policy lets this caller see: prompts by name, templates by the URI
+ * prefix of their template. */
+static json_t *list_filtered(const struct call *call, const json_t *result, const char *key, const char *field) {
+        const struct bastion_config *cfg = &call->up->b->config;
+        const struct server_config *s = config_find_server(cfg, call->up->name);
+        json_t *list = json_object_get(result, key), *out, *e;
+        size_t i;
+
+        if (!json_is_array(list) || !s)
+                return NULL;
+        out = json_array();
+        json_array_foreach(list, i, e) {
+                const char *v = json_string_value(json_object_get(e, field));
+                bool ok = false;
+                if (!v || !call->client)
+                        continue;
+                if (call->kind == CALL_PROMPTS_LIST) {
+                        const struct prompt_policy *pp = server_find_prompt(s, v);
+                        ok = pp && !policy_missing_scope(cfg, &call->client->principal, pp->scopes, pp->n_scopes);
+                } else
+                        ok = policy_resource_allowed(cfg, &call->client->principal, call->up->name, v, NULL);
+                if (ok)
+                        json_array_append(out, e);
+        }
+        return json_pack("{s:o}", key, out);
+}
+
 /* Worker errors are passed on with code and message only. A legacy "resource not found" (-32002)
  * becomes -32602 for a 2026-07-28 client, which must never see -32002. */
 static void relay_error(struct call *call, const json_t *error) {
@@ -445,6 +550,16 @@ static void relay_error(struct call *call, const json_t *error) {
                 data = json_pack("{s:s}", "uri", call->uri ? call->uri : "");
                 if (call->era == ERA_MODERN)
                         code = JSONRPC_INVALID_PARAMS;
+        }
+        /* A capability the client must declare: only the capability names are passed on. */
+        if (code == MCP_MISSING_CLIENT_CAPABILITY) {
+                json_t *req = json_object_get(json_object_get(error, "data"), "requiredCapabilities"), *v;
+                const char *k;
+                data = json_object();
+                json_object_foreach(req, k, v)
+                        if (strlen(k) < 64)
+                                json_object_set_new(data, k, json_object());
+                data = json_pack("{s:o}", "requiredCapabilities", data);
         }
         call_finish(call, jsonrpc_error(call->client_id, code, message ? message : "error", data));
 }
@@ -467,19 +582,55 @@ static void relay_response(struct upstream *u, const struct jsonrpc_msg *m) {
                 return upstream_violation(u, "result is not an object");
         switch (call->kind) {
         case CALL_TOOL:
-                if (!json_is_array(json_object_get(m->result, "content")))
+                if (!json_is_array(json_object_get(m->result, "content")) && !input_required(call, m->result))
                         return upstream_violation(u, "tools/call result without content");
                 result = json_deep_copy(m->result);
-                /* Asking the human is the broker's business (approval/confirm.c): a worker cannot make its
-                 * result an input request, nor hand the client a requestState of its own. */
-                if (result && (json_object_get(result, "resultType") || json_object_get(result, "inputRequests") ||
-                               json_object_get(result, "requestState"))) {
+                if (result && input_required(call, result)) {
+                        /* A 2026-07-28 worker may ask the client through its result (MRTR), but never under the
+                         * key of Bastion's own confirmation: the human must be able to tell the two apart. */
+                        if (json_object_get(json_object_get(result, "inputRequests"), BROKER_CONFIRM_KEY)) {
+                                log_warning("worker %s: %s asked under the key \"" BROKER_CONFIRM_KEY "\" that Bastion's "
+                                            "confirmations use; refused", u->name, call->tool);
+                                json_decref(result);
+                                result = json_pack("{s:[{s:s, s:s}], s:b}", "content", "type", "text", "text",
+                                                   "Refused: the server asked for input under the name Bastion uses "
+                                                   "for its own confirmations; nothing was asked", "isError", 1);
+                        }
+                } else if (result && ((json_object_get(result, "resultType") &&
+                                       !streq(json_string_value(json_object_get(result, "resultType")), "complete")) ||
+                                      json_object_get(result, "inputRequests") || json_object_get(result, "requestState"))) {
+                        /* Outside MRTR these fields are the broker's alone (approval/confirm.c). */
                         log_warning("worker %s: %s result carried resultType/inputRequests/requestState; removed",
                                     u->name, call->tool);
                         json_object_del(result, "resultType");
                         json_object_del(result, "inputRequests");
                         json_object_del(result, "requestState");
                 }
+                break;
+        case CALL_TEMPLATES_LIST:
+                result = list_filtered(call, m->result, "resourceTemplates", "uriTemplate");
+                if (!result)
+                        return upstream_violation(u, "resources/templates/list result without resourceTemplates");
+                break;
+        case CALL_PROMPTS_LIST:
+                result = list_filtered(call, m->result, "prompts", "name");
+                if (!result)
+                        return upstream_violation(u, "prompts/list result without prompts");
+                break;
+        case CALL_PROMPT_GET:
+                if (!json_is_array(json_object_get(m->result, "messages")) && !input_required(call, m->result))
+                        return upstream_violation(u, "prompts/get result without messages");
+                result = json_deep_copy(m->result);
+                break;
+        case CALL_COMPLETE:
+                if (!json_is_array(json_object_get(json_object_get(m->result, "completion"), "values")))
+                        return upstream_violation(u, "completion/complete result without values");
+                result = json_pack("{s:O}", "completion", json_object_get(m->result, "completion"));
+                break;
+        case CALL_SUBSCRIBE:
+                if (call->client && call->uri && streq(call->tool, "resources/subscribe"))
+                        json_object_set_new(call->client->subscriptions, call->uri, json_true());
+                result = json_object();
                 break;
         case CALL_RESOURCES_LIST:
                 result = resources_filtered(call, json_object_get(m->result, "resources"));
@@ -492,7 +643,8 @@ static void relay_response(struct upstream *u, const struct jsonrpc_msg *m) {
                 result = json_deep_copy(m->result);
                 break;
         }
-        if (call->era == ERA_MODERN && call->kind != CALL_TOOL) {
+        if (call->era == ERA_MODERN && (call->kind == CALL_RESOURCES_LIST || call->kind == CALL_RESOURCE_READ ||
+                                        call->kind == CALL_TEMPLATES_LIST || call->kind == CALL_PROMPTS_LIST)) {
                 json_object_set_new(result, "ttlMs", json_integer(0));
                 json_object_set_new(result, "cacheScope", json_string("private"));
         }
@@ -500,19 +652,162 @@ static void relay_response(struct upstream *u, const struct jsonrpc_msg *m) {
                                                                                            result) : result));
 }
 
-static void relay_notification(struct upstream *u, const struct jsonrpc_msg *m) {
-        json_t *token, *params;
-        struct call *call;
+/* params (a copy) without any dev.bastion/ key in its _meta (and without an empty _meta). */
+static json_t *params_for_client(const json_t *params) {
+        json_t *out = json_is_object(params) ? json_deep_copy(params) : json_object();
+        json_t *meta = json_object_get(out, "_meta"), *v;
+        const char *k;
+        void *tmp;
 
-        if (!streq(m->method, "notifications/progress"))
-                return;         /* logging and the like are not relayed: we did not ask for them */
-        token = json_object_get(m->params, "progressToken");
-        call = json_is_integer(token) ? call_by_upstream_id(u, json_integer_value(token)) : NULL;
+        if (json_is_object(meta)) {
+                json_object_foreach_safe(meta, tmp, k, v)
+                        if (strncmp(k, META_PREFIX_BASTION, strlen(META_PREFIX_BASTION)) == 0)
+                                json_object_del(meta, k);
+                if (json_object_size(meta) == 0)
+                        json_object_del(out, "_meta");
+        } else if (meta)
+                json_object_del(out, "_meta");
+        return out;
+}
+
+/* The call a worker message belongs to, by its _meta["dev.bastion/related"]. */
+static struct call *call_related(struct upstream *u, const json_t *params) {
+        json_t *id = json_object_get(json_object_get(params, "_meta"), META_RELATED);
+
+        return json_is_integer(id) ? call_by_upstream_id(u, json_integer_value(id)) : NULL;
+}
+
+static void relay_progress(struct upstream *u, const struct jsonrpc_msg *m) {
+        json_t *token = json_object_get(m->params, "progressToken"), *params;
+        struct call *call = json_is_integer(token) ? call_by_upstream_id(u, json_integer_value(token)) : NULL;
+
         if (!call || !call->client || !call->progress_token)
                 return;
-        params = json_deep_copy(m->params);
+        params = params_for_client(m->params);
         json_object_set(params, "progressToken", call->progress_token);
-        client_send(call->client, jsonrpc_notification("notifications/progress", params));
+        client_send_related(call->client, jsonrpc_notification("notifications/progress", params), call->client_id);
+}
+
+static void relay_log(struct upstream *u, const struct jsonrpc_msg *m) {
+        struct call *call = call_related(u, m->params);
+        int level = mcp_log_level(json_string_value(json_object_get(m->params, "level")));
+
+        /* Log messages outside a call have no client to go to. */
+        if (!call || !call->client || level < 0 || call->log_level < 0 || level < call->log_level)
+                return;
+        client_send_related(call->client, jsonrpc_notification("notifications/message", params_for_client(m->params)),
+                            call->client_id);
+}
+
+/* To every client of this server subscribed to the URI that may still read it. */
+static void relay_resource_updated(struct upstream *u, const struct jsonrpc_msg *m) {
+        const char *uri = json_string_value(json_object_get(m->params, "uri"));
+
+        if (!uri)
+                return;
+        for (struct client *c = u->b->clients; c; c = c->next)
+                if (streq(c->server, u->name) && json_object_get(c->subscriptions, uri) &&
+                    policy_resource_allowed(&u->b->config, &c->principal, u->name, uri, NULL))
+                        client_send(c, jsonrpc_notification("notifications/resources/updated",
+                                                            json_pack("{s:s}", "uri", uri)));
+}
+
+static void relay_notification(struct upstream *u, const struct jsonrpc_msg *m) {
+        if (streq(m->method, "notifications/progress"))
+                relay_progress(u, m);
+        else if (streq(m->method, "notifications/message"))
+                relay_log(u, m);
+        else if (streq(m->method, "notifications/resources/updated"))
+                relay_resource_updated(u, m);
+        /* anything else is not relayed: we did not ask for it */
+}
+
+/* A worker asks the client of one of its calls something. Only a 2025-11-25 client that declared the
+ * capability can be asked; everyone else is refused and the worker decides what to do. */
+static void relay_request(struct upstream *u, const struct jsonrpc_msg *m) {
+        static const struct { const char *method, *capability; } askable[] = {
+                { "sampling/createMessage", "sampling" },
+                { "elicitation/create", "elicitation" },
+                { "roots/list", "roots" },
+        };
+        static uint64_t next_relay = 1;
+        _cleanup_json_ json_t *rid = NULL;
+        const char *capability = NULL;
+        unsigned n;
+        struct call *call;
+        struct relay *r;
+        char msg[160];
+
+        for (size_t i = 0; i < ELEMENTSOF(askable); i++)
+                if (streq(m->method, askable[i].method))
+                        capability = askable[i].capability;
+        if (!capability)
+                return upstream_send(u, jsonrpc_error(m->id, JSONRPC_METHOD_NOT_FOUND, "Method not found", NULL));
+        call = call_related(u, m->params);
+        if (!call || !call->client)
+                return upstream_send(u, jsonrpc_error(m->id, JSONRPC_INVALID_REQUEST,
+                                                      "Invalid Request: not part of a call in progress", NULL));
+        if (call->era != ERA_LEGACY)
+                return upstream_send(u, jsonrpc_error(m->id, JSONRPC_METHOD_NOT_FOUND, "Method not found: a "
+                                                      "2026-07-28 client is asked through an InputRequiredResult",
+                                                      NULL));
+        if (!json_object_get(call->client_caps, capability)) {
+                snprintf(msg, sizeof(msg), "The client did not declare the %s capability", capability);
+                return upstream_send(u, jsonrpc_error(m->id, MCP_MISSING_CLIENT_CAPABILITY, msg,
+                                                      json_pack("{s:{s:{}}}", "requiredCapabilities", capability)));
+        }
+        n = 0;
+        for (struct relay *i = call->relays; i; i = i->next)
+                n++;
+        if (n >= BASTION_MAX_RELAYS_PER_CALL)
+                return upstream_send(u, jsonrpc_error(m->id, JSONRPC_INVALID_REQUEST, "Invalid Request: too many "
+                                                      "requests to the client outstanding for this call", NULL));
+        r = calloc(1, sizeof(*r));
+        if (!r)
+                return (void) log_oom();
+        r->worker_id = json_incref(m->id);
+        snprintf(r->client_id, sizeof(r->client_id), "bastion-relay-%" PRIu64, next_relay++);
+        r->next = call->relays;
+        call->relays = r;
+        rid = json_string(r->client_id);
+        client_send_related(call->client, jsonrpc_request(rid, m->method, params_for_client(m->params)),
+                            call->client_id);
+}
+
+/* The relay a client's answer is for: its own, by the id we chose. Unlinked from its call. */
+static struct relay *relay_take(struct client *c, const char *id, struct upstream **ret_up) {
+        for (struct upstream *u = c->b->upstreams; u; u = u->next)
+                for (struct call *call = u->calls; call; call = call->next)
+                        for (struct relay **p = &call->relays; call->client == c && *p; p = &(*p)->next)
+                                if (streq((*p)->client_id, id)) {
+                                        struct relay *r = *p;
+                                        *p = r->next;
+                                        *ret_up = u;
+                                        return r;
+                                }
+        return NULL;
+}
+
+bool upstream_relay_answer(struct client *c, const struct jsonrpc_msg *m) {
+        const char *id = json_string_value(m->id), *message;
+        struct upstream *u;
+        struct relay *r = id ? relay_take(c, id, &u) : NULL;
+        json_int_t code;
+
+        if (!r)
+                return false;
+        if (m->error) {
+                /* Code and message only, as for every error that crosses the broker. */
+                message = json_string_value(json_object_get(m->error, "message"));
+                code = json_integer_value(json_object_get(m->error, "code"));
+                upstream_send(u, jsonrpc_error(r->worker_id, code ? (int) code : JSONRPC_INTERNAL_ERROR,
+                                               message ? message : "error", NULL));
+        } else
+                upstream_send(u, jsonrpc_result(r->worker_id, json_is_object(m->result) ? json_deep_copy(m->result) :
+                                                json_object()));
+        json_decref(r->worker_id);
+        free(r);
+        return true;
 }
 
 static void handle_worker_line(struct upstream *u, char *line, size_t len) {
@@ -528,11 +823,11 @@ static void handle_worker_line(struct upstream *u, char *line, size_t len) {
                 relay_notification(u, &m);
                 break;
         case JSONRPC_REQUEST:
-                /* Workers get no sampling, elicitation or roots through us (yet); ping is harmless. */
+                /* ping is harmless; sampling, elicitation and roots go to the client of the call. */
                 if (streq(m.method, "ping"))
                         upstream_send(u, jsonrpc_result(m.id, json_object()));
                 else
-                        upstream_send(u, jsonrpc_error(m.id, JSONRPC_METHOD_NOT_FOUND, "Method not found", NULL));
+                        relay_request(u, &m);
                 break;
         }
         jsonrpc_msg_done(&m);

@@ -86,6 +86,9 @@ int ctl_status(int argc, char **argv) {
         printf("config:    %s\n", str(r, "config"));
         printf("broker:    %s (pid %" JSON_INTEGER_FORMAT ")%s, %" JSON_INTEGER_FORMAT " restart(s)\n", str(b, "state"),
                num(b, "pid"), json_is_true(json_object_get(b, "ready")) ? ", ready" : ", not ready", num(b, "restarts"));
+        if ((b = json_object_get(r, "front")))
+                printf("front:     %s (pid %" JSON_INTEGER_FORMAT "), %" JSON_INTEGER_FORMAT " restart(s), %s, %s\n",
+                       str(b, "state"), num(b, "pid"), num(b, "restarts"), str(b, "listen"), str(b, "public_url"));
         printf("workers:   %" JSON_INTEGER_FORMAT " configured: %" JSON_INTEGER_FORMAT " running, %" JSON_INTEGER_FORMAT
                " starting, %" JSON_INTEGER_FORMAT " backoff, %" JSON_INTEGER_FORMAT " failed, %" JSON_INTEGER_FORMAT
                " stopping\n", num(w, "total"), num(w, "running"), num(w, "starting"), num(w, "backoff"), num(w, "failed"),

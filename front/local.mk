@@ -7,9 +7,20 @@ front_libfront_a_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(CRYPTO_CFLAGS)
 # configure checks libcrypto only; libssl comes from the same libssl-dev package.
 FRONT_LIBS = front/libfront.a $(LIBBASTION) $(SSL_LIBS) $(CRYPTO_LIBS)
 
+# The process: everything above plus its event loop, its channels and its sandbox.
+pkglibexec_PROGRAMS += bastion-front
+bastion_front_SOURCES = front/front.h front/main.c front/conn.c front/request.c front/relay.c
+bastion_front_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(SYSTEMD_CFLAGS) $(CRYPTO_CFLAGS)
+bastion_front_LDADD = $(FRONT_LIBS) $(SANDBOX_LIBS) $(SYSTEMD_LIBS)
+
 if HAVE_CRITERION
-check_PROGRAMS += tests/unit/test_http tests/unit/test_tls tests/fuzz/replay_http
-CRITERION_TESTS += tests/unit/test_http tests/unit/test_tls tests/fuzz/replay_http
+check_PROGRAMS += tests/unit/test_http tests/unit/test_tls tests/fuzz/replay_http tests/unit/test_conf_http
+CRITERION_TESTS += tests/unit/test_http tests/unit/test_tls tests/fuzz/replay_http tests/unit/test_conf_http
+# The http group of bastion.conf, loaded by the supervisor's own loader.
+tests_unit_test_conf_http_SOURCES = tests/unit/test_conf_http.c supervisor/conf_load.c
+tests_unit_test_conf_http_CFLAGS = $(AM_CFLAGS) -I$(top_srcdir)/supervisor $(JANSSON_CFLAGS) $(LIBCONFIG_CFLAGS) \
+	$(CRITERION_CFLAGS)
+tests_unit_test_conf_http_LDADD = $(LIBBASTION) $(LIBCONFIG_LIBS) $(CRITERION_LIBS)
 tests_unit_test_tls_SOURCES = tests/unit/test_tls.c
 tests_unit_test_tls_CFLAGS = $(AM_CFLAGS) $(CRYPTO_CFLAGS) $(CRITERION_CFLAGS)
 tests_unit_test_tls_LDADD = $(FRONT_LIBS) $(CRITERION_LIBS)

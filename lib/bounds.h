@@ -51,6 +51,10 @@
 #define BASTION_MAX_CONFIRM_STATES 4096
 /* Of which one principal may hold this many (used states are remembered until they expire). */
 #define BASTION_MAX_CONFIRM_STATES_PER_PRINCIPAL 256
+/* resources/subscribe: URIs one legacy connection may watch. */
+#define BASTION_MAX_SUBSCRIPTIONS 256
+/* Requests (sampling, elicitation, roots) one worker call may have outstanding at its client. */
+#define BASTION_MAX_RELAYS_PER_CALL 8
 /* A sealed requestState is small; anything longer is not one of ours. */
 #define BASTION_MAX_CONFIRM_STATE 1024
 
@@ -142,3 +146,19 @@
 #define BASTION_JWT_CACHE_ENTRIES 4096
 /* bastionctl reads one answer line from the control socket; a workers list is a few KiB. */
 #define BASTION_MAX_CONTROL_REPLY (4 * 1024 * 1024)
+
+/* The front (front/, the `http` group of bastion.conf(5)). Connections: one fd each after the
+ * front's lockdown, within BASTION_SANDBOX_HUB_MAX_OPEN_FILES; the default serves the issue's 1,000
+ * concurrent clients. One address gets a fraction, so a single host cannot take every slot. */
+#define BASTION_HTTP_MAX_CONNECTIONS BASTION_MAX_CLIENTS
+#define BASTION_HTTP_DEFAULT_MAX_CONNECTIONS BASTION_MAX_CLIENTS
+#define BASTION_HTTP_DEFAULT_MAX_PER_ADDRESS 64
+/* TLS handshake plus one whole request (head and body) must arrive within this of the connection or
+ * of the request's first byte: slowloris clients are cut off. A keep-alive connection may idle (and a
+ * client may leave a response unread) for the idle timeout. */
+#define BASTION_HTTP_DEFAULT_HEADER_TIMEOUT_MS 10000
+#define BASTION_HTTP_DEFAULT_IDLE_TIMEOUT_MS 60000
+#define BASTION_HTTP_MAX_TIMEOUT_MS 3600000
+/* Response bytes queued for one client (a whole response, or SSE events it has not read yet): past
+ * this the client is too slow, its connection is closed and the broker is told (FRONT_CANCEL). */
+#define BASTION_HTTP_MAX_OUTPUT (8 * 1024 * 1024)

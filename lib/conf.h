@@ -31,6 +31,13 @@ struct resource_policy {
         size_t n_scopes;
 };
 
+/* Prompts are matched by name; a prompt no entry names is hidden and refused. */
+struct prompt_policy {
+        char *name;
+        char **scopes;
+        size_t n_scopes;
+};
+
 struct server_config {
         char *name;             /* [a-z0-9_-]{1,63}: endpoint name, state directory name */
         char *domain;           /* built-in worker domain ("inventory", …) */
@@ -46,6 +53,8 @@ struct server_config {
         size_t n_tools;
         struct resource_policy *resources;
         size_t n_resources;
+        struct prompt_policy *prompts;
+        size_t n_prompts;
 };
 
 struct role {
@@ -62,6 +71,53 @@ struct principal_map {
         uint32_t id;
         char *role;
         char *tenant;           /* customers only; NULL for staff */
+};
+
+/* OAuth 2.1 resource server (the `oauth` group, bastion.conf(5), docs/auth.md). Present only when
+ * the group is; without it every HTTP request is refused with 401. */
+struct oauth_config {
+        char *issuer;                   /* "iss" must equal it exactly */
+        char *jwks_file;                /* read by the supervisor, sent to the broker as bytes */
+        unsigned leeway_s;              /* clock skew for exp, nbf and iat */
+        char *role_claim;               /* claim naming the caller's role */
+        char *tenant_claim;             /* claim naming the caller's tenant; NULL: none */
+        char **authorization_servers;   /* for the RFC 9728 document */
+        size_t n_authorization_servers;
+        bool token_cache;               /* cache verified tokens by hash until they expire */
+        char *anonymous_role;           /* TESTS ONLY, plain loopback HTTP only: requests without a
+                                         * token get this role; NULL: every request needs a token */
+};
+
+/* Token buckets (the `rate_limits` group): `rate` requests per second refill up to `burst`.
+ * rate 0 means no limit. */
+struct rate_limit {
+        double rate;
+        unsigned burst;
+};
+
+struct rate_limits_config {
+        struct rate_limit per_subject;
+        struct rate_limit per_tenant;
+};
+
+/* The `http` group (bastion.conf(5), docs/front.md): the bastion-front listener for Streamable HTTP.
+ * Present only when the group is; without it no front runs. Hosts are "name:port" authorities the
+ * Host header may name; origins are serialised origins "scheme://name:port" an Origin header may be. */
+struct http_config {
+        char *listen;                   /* "ADDRESS:PORT" as configured ("[v6]:port" for IPv6) */
+        bool plain;                     /* no TLS: loopback addresses only */
+        char *tls_cert, *tls_key;       /* PEM files, read by the supervisor; NULL when plain */
+        char *public_url;               /* "https://name[:port]": base of each server's resource URI */
+        char **hosts;
+        size_t n_hosts;
+        char **origins;
+        size_t n_origins;
+        unsigned max_connections;
+        unsigned max_connections_per_address;
+        unsigned header_timeout_ms;     /* TLS handshake + one whole request, from its first byte */
+        unsigned idle_timeout_ms;       /* a keep-alive connection between requests; a stalled writer */
+        uint64_t max_body;
+        uid_t uid;                      /* the front's host uid: the last of bastion.worker_uids */
 };
 
 struct bastion_config {
@@ -88,6 +144,9 @@ struct bastion_config {
         size_t n_principals;
         struct server_config *servers;
         size_t n_servers;
+        struct oauth_config *oauth;     /* NULL: no `oauth` group */
+        struct rate_limits_config rate_limits;
+        struct http_config *http;       /* NULL: no `http` group, no front */
 };
 
 void config_free(struct bastion_config *c);
@@ -103,3 +162,4 @@ const struct role *config_find_role(const struct bastion_config *c, const char *
 const struct tool_policy *server_find_tool(const struct server_config *s, const char *name);
 /* The policy entry with the longest prefix of uri, or NULL. */
 const struct resource_policy *server_find_resource(const struct server_config *s, const char *uri);
+const struct prompt_policy *server_find_prompt(const struct server_config *s, const char *name);

@@ -7,6 +7,7 @@ BASTION_MANS += man/bastion-stdio.1
 BASTION_MANS += man/bastion-audit.5
 BASTION_MANS += man/bastion-worker.8
 BASTION_MANS += man/bastionctl.8
+BASTION_MANS += man/bastion-front.8
 
 dist_man_MANS = $(BASTION_MANS)
 EXTRA_DIST += $(BASTION_MANS:=.scd)

@@ -8,6 +8,7 @@
  *   child.c     what every child shares: exit handling, crash accounting, backoff, stop
  *   broker.c    spawning the broker and its channel (lib/chan.h)
  *   worker.c    spawning a worker, attestation, announcing it to the broker
+ *   front.c     the HTTP listener and bastion-front (spawn, attestation, its channel to the broker)
  *   reload.c    SIGHUP / bastionctl reload
  *   status.c    the status and workers answers
  *   audit_flags.c  the append-only inode flag on the broker's audit files
@@ -30,6 +31,7 @@
 enum child_kind {
         CHILD_BROKER,
         CHILD_WORKER,
+        CHILD_FRONT,            /* bastion-front, when the http group is configured */
 };
 
 enum child_state {
@@ -87,6 +89,9 @@ struct supervisor {
         unsigned n_control_clients;
         struct child broker;
         struct child *workers;
+        struct child front;
+        int http_fd;                    /* the TCP listener (bound, or from socket activation), or -1 */
+        int front_broker_fd;            /* the broker's end of the front's channel until it is attested */
         bool broker_ready;              /* the current broker said CHAN_READY */
         bool ready_notified;
         bool stopping;
@@ -147,6 +152,21 @@ void audit_flags_release(struct supervisor *sup);
 /* When the broker is ready: every audit file gets the flag, and so does each file it creates later. */
 void audit_flags_seal(struct supervisor *sup);
 void audit_flags_done(struct supervisor *sup);
+
+/* jwks.c — the OAuth key set, read here and sent to the broker (CHAN_JWKS) */
+int jwks_send(struct supervisor *sup);
+int jwks_watch(struct supervisor *sup);
+
+/* front.c — bastion-front and its TCP listener (the http group) */
+bool front_configured(const struct supervisor *sup);
+int front_listen(struct supervisor *sup);
+int front_spawn(struct supervisor *sup);
+void front_attested(struct child *f);
+void front_exited(struct child *f);
+void front_broker_up(struct supervisor *sup);
+void front_broker_gone(struct supervisor *sup);
+void front_reload(struct supervisor *sup);
+void front_stop(struct supervisor *sup);
 
 /* control.c */
 int control_start(struct supervisor *sup);

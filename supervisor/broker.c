@@ -118,12 +118,14 @@ static int on_broker_message(sd_event_source *s, int fd, uint32_t revents, void 
 static void broker_bring_up(struct supervisor *sup) {
         if (broker_send_config(sup) < 0 || broker_send(sup, CHAN_LISTENER, 0, json_object(), sup->listen_fd) < 0)
                 return;
+        (void) jwks_send(sup);
         for (struct child *w = sup->workers; w; w = w->next) {
                 if (w->state == CHILD_FAILED)
                         worker_send_down(w, w->fail_reason[0] ? w->fail_reason : "crash loop", true);
                 else if (w->pid == 0 && w->state == CHILD_STARTING)
                         (void) worker_spawn(w);
         }
+        front_broker_up(sup);
 }
 
 static int broker_start(struct supervisor *sup, int fd, pid_t *ret_pid) {
@@ -189,6 +191,7 @@ void broker_exited(struct supervisor *sup) {
         b->chan_fd = safe_close(b->chan_fd);
         sup->broker_ready = false;
         control_broker_gone(sup);
+        front_broker_gone(sup);
         for (struct child *w = sup->workers; w; w = next) {
                 next = w->next;
                 if (sup->stopping)

@@ -47,6 +47,8 @@ void child_free(struct child *c) {
 }
 
 int child_spawn(struct child *c) {
+        if (c->kind == CHILD_FRONT)
+                return front_spawn(c->sup);
         return c->kind == CHILD_BROKER ? broker_spawn(c->sup) : worker_spawn(c);
 }
 
@@ -143,6 +145,8 @@ static int on_child_exit(sd_event_source *s, const siginfo_t *si, void *userdata
 
         if (c->kind == CHILD_BROKER)
                 broker_exited(c->sup);
+        else if (c->kind == CHILD_FRONT)
+                front_exited(c);
         else
                 worker_exited(c, c->kill_reason[0] ? c->kill_reason : reason, failed);
         c->kill_reason[0] = '\0';
@@ -222,7 +226,10 @@ static int attest_done(struct child *c, int r) {
                 return 0;
         }
         c->attested = true;
-        worker_attested(c);
+        if (c->kind == CHILD_FRONT)
+                front_attested(c);
+        else
+                worker_attested(c);
         return 0;
 }
 

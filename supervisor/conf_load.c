@@ -13,9 +13,12 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include "bounds.h"
 #include "conf_load.h"
+#include "front/http.h"
 #include "util.h"
 
 /* The paths systemd's RuntimeDirectory= and StateDirectory= create, whatever the install prefix. */
@@ -33,6 +36,7 @@ static const char *const known_domains[] = {
         "logistics",
         "returns",
         "payments",
+        "conformance",          /* the MCP conformance suite's fixtures: test configurations only */
 };
 
 struct loader {
@@ -498,6 +502,34 @@ static int load_tools(struct loader *l, const config_setting_t *server, struct s
         return 0;
 }
 
+/* prompts = { NAME = { scopes = [ ... ]; }; ... }: the prompts a server offers, by name. */
+static int load_prompts(struct loader *l, const config_setting_t *server, struct server_config *s) {
+        static const char *const keys[] = { "scopes", NULL };
+        const config_setting_t *prompts = config_setting_get_member(server, "prompts");
+        int r;
+
+        if (!prompts)
+                return 0;
+        if ((r = expect_group(l, prompts)) < 0)
+                return r;
+        s->prompts = calloc(config_setting_length(prompts) + 1, sizeof(*s->prompts));
+        if (!s->prompts)
+                return -ENOMEM;
+        for (int i = 0; i < config_setting_length(prompts); i++) {
+                const config_setting_t *e = config_setting_get_elem(prompts, i);
+                struct prompt_policy *p = &s->prompts[s->n_prompts++];
+
+                if ((r = expect_group(l, e)) < 0 || (r = check_keys(l, e, keys)) < 0)
+                        return r;
+                p->name = strdup(config_setting_name(e));
+                if (!p->name)
+                        return -ENOMEM;
+                if ((r = load_scopes(l, e, &p->scopes, &p->n_scopes)) < 0)
+                        return r;
+        }
+        return 0;
+}
+
 static int load_resources(struct loader *l, const config_setting_t *server, struct server_config *s) {
         static const char *const keys[] = { "uri_prefix", "scopes", NULL };
         const config_setting_t *res = config_setting_get_member(server, "resources");
@@ -551,7 +583,7 @@ static bool domain_known(const char *d) {
 static int load_server(struct loader *l, const config_setting_t *e, const struct bastion_config *c,
                        struct server_config *s) {
         static const char *const keys[] = { "domain", "demo_data", "memory_max", "call_timeout_ms", "credential",
-                                            "tools", "resources", NULL };
+                                            "tools", "resources", "prompts", NULL };
         const char *name = config_setting_name(e), *domain = NULL, *credential = NULL;
         int r;
 
@@ -587,7 +619,7 @@ static int load_server(struct loader *l, const config_setting_t *e, const struct
         if (!s->name || !s->domain || asprintf(&s->state_dir, "%s/%s", c->state_dir, name) < 0 ||
             asprintf(&s->db_path, "%s/%s.db", s->state_dir, domain) < 0)
                 return -ENOMEM;
-        if ((r = load_tools(l, e, s)) < 0 || (r = load_resources(l, e, s)) < 0)
+        if ((r = load_tools(l, e, s)) < 0 || (r = load_resources(l, e, s)) < 0 || (r = load_prompts(l, e, s)) < 0)
                 return r;
         return 0;
 }
@@ -615,6 +647,8 @@ static int load_servers(struct loader *l, const config_setting_t *root, struct b
 }
 
 static bool uid_assigned(const struct bastion_config *c, uid_t uid) {
+        if (c->http && c->http->uid == uid)
+                return true;
         for (size_t i = 0; i < c->n_servers; i++)
                 if (c->servers[i].uid == uid)
                         return true;
@@ -709,8 +743,487 @@ static int read_text(struct loader *l, char **ret) {
         return 0;
 }
 
+/* ---- oauth and rate_limits (bastion.conf(5) OAUTH, RATE LIMITS; docs/auth.md) ---- */
+
+#define DEFAULT_ROLE_CLAIM "bastion_role"
+
+/* A claim name: printable, no quotes; it is looked up in the token's JSON as is. */
+static bool claim_name_valid(const char *s) {
+        if (!*s || strlen(s) > BASTION_MAX_NAME)
+                return false;
+        for (; *s; s++)
+                if (!isgraph((unsigned char) *s) || *s == '"' || *s == '\\')
+                        return false;
+        return true;
+}
+
+static int get_claim(struct loader *l, const config_setting_t *o, const char *key, const char *def, char **ret) {
+        const char *v = def;
+        int r = get_string(l, o, key, &v);
+
+        if (r < 0 || !v)
+                return r < 0 ? r : 0;
+        if (!claim_name_valid(v))
+                return fail(l, config_setting_get_member(o, key), "invalid claim name \"%s\"", v);
+        *ret = strdup(v);
+        return *ret ? 0 : -ENOMEM;
+}
+
+/* An https URL (or http on loopback, for tests) without spaces or quotes: it goes into JSON and headers. */
+static bool url_valid(const char *s) {
+        if (strncmp(s, "https://", 8) != 0 && strncmp(s, "http://", 7) != 0)
+                return false;
+        for (; *s; s++)
+                if (!isgraph((unsigned char) *s) || *s == '"' || *s == '\\')
+                        return false;
+        return true;
+}
+
+static int load_authorization_servers(struct loader *l, const config_setting_t *o, struct oauth_config *oc) {
+        config_setting_t *s = config_setting_get_member(o, "authorization_servers");
+        int n;
+
+        if (!s)
+                return fail(l, o, "missing key \"authorization_servers\" (RFC 9728 needs at least one)");
+        if (!config_setting_is_array(s) && !config_setting_is_list(s))
+                return fail(l, s, "expected a list of strings [ \"…\", … ]");
+        n = config_setting_length(s);
+        if (n == 0)
+                return fail(l, s, "must not be empty");
+        oc->authorization_servers = calloc(n + 1, sizeof(char *));
+        if (!oc->authorization_servers)
+                return -ENOMEM;
+        for (int i = 0; i < n; i++) {
+                const config_setting_t *e = config_setting_get_elem(s, i);
+                const char *v = config_setting_get_string(e);
+
+                if (config_setting_type(e) != CONFIG_TYPE_STRING || !url_valid(v))
+                        return fail(l, e, "expected an https:// URL");
+                oc->authorization_servers[oc->n_authorization_servers++] = strdup(v);
+                if (!oc->authorization_servers[oc->n_authorization_servers - 1])
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+static int load_oauth(struct loader *l, const config_setting_t *root, struct bastion_config *c) {
+        static const char *const keys[] = { "issuer", "jwks_file", "leeway_s", "role_claim", "tenant_claim",
+                                            "authorization_servers", "token_cache", "anonymous_role", NULL };
+        const config_setting_t *o = config_setting_get_member(root, "oauth");
+        const char *issuer = NULL, *anon = NULL;
+        struct oauth_config *oc;
+        int r;
+
+        if (!o)
+                return 0;
+        if ((r = expect_group(l, o)) < 0 || (r = check_keys(l, o, keys)) < 0)
+                return r;
+        oc = c->oauth = calloc(1, sizeof(*oc));
+        if (!oc)
+                return -ENOMEM;
+        oc->leeway_s = BASTION_JWT_DEFAULT_LEEWAY_SEC;
+        oc->token_cache = true;
+        if ((r = get_string(l, o, "issuer", &issuer)) < 0)
+                return r;
+        if (!issuer)
+                return fail(l, o, "missing key \"issuer\"");
+        if (!url_valid(issuer))
+                return fail(l, config_setting_get_member(o, "issuer"), "expected an https:// URL");
+        oc->issuer = strdup(issuer);
+        if ((r = get_path(l, o, "jwks_file", NULL, 0, &oc->jwks_file)) < 0 ||
+            (r = get_uint(l, o, "leeway_s", 0, 3600, &oc->leeway_s)) < 0 ||
+            (r = get_claim(l, o, "role_claim", DEFAULT_ROLE_CLAIM, &oc->role_claim)) < 0 ||
+            (r = get_claim(l, o, "tenant_claim", NULL, &oc->tenant_claim)) < 0 ||
+            (r = get_bool(l, o, "token_cache", &oc->token_cache)) < 0 ||
+            (r = get_string(l, o, "anonymous_role", &anon)) < 0 ||
+            (r = load_authorization_servers(l, o, oc)) < 0)
+                return r;
+        if (!oc->issuer)
+                return -ENOMEM;
+        if (!oc->jwks_file)
+                return fail(l, o, "missing key \"jwks_file\"");
+        if (anon) {
+                if (!config_find_role(c, anon))
+                        return fail(l, config_setting_get_member(o, "anonymous_role"), "unknown role \"%s\"", anon);
+                oc->anonymous_role = strdup(anon);
+                if (!oc->anonymous_role)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+/* oauth.anonymous_role lets requests without a token in: only for tests of the protocol (the official
+ * conformance suite sends no token), so only where nobody but this host can reach the listener. And
+ * a resource URI needs http.public_url. Checked once both groups are loaded. */
+static int check_oauth_http(struct loader *l, const config_setting_t *root, const struct bastion_config *c) {
+        const config_setting_t *o = config_setting_get_member(root, "oauth");
+
+        if (c->oauth && c->oauth->anonymous_role && !(c->http && c->http->plain))
+                return fail(l, config_setting_get_member(o, "anonymous_role"),
+                            "is only allowed with plain HTTP on a loopback address (http.plain); it lets "
+                            "requests without a token in");
+        return 0;
+}
+
+static int load_rate_limit(struct loader *l, const config_setting_t *g, const char *key, struct rate_limit *ret) {
+        static const char *const keys[] = { "rate", "burst", NULL };
+        const config_setting_t *s = config_setting_get_member(g, key), *rate;
+        int r;
+
+        if (!s)
+                return 0;
+        if ((r = expect_group(l, s)) < 0 || (r = check_keys(l, s, keys)) < 0)
+                return r;
+        rate = config_setting_get_member(s, "rate");
+        if (!rate)
+                return fail(l, s, "missing key \"rate\" (requests per second)");
+        if (config_setting_type(rate) == CONFIG_TYPE_FLOAT)
+                ret->rate = config_setting_get_float(rate);
+        else if (config_setting_type(rate) == CONFIG_TYPE_INT || config_setting_type(rate) == CONFIG_TYPE_INT64)
+                ret->rate = (double) config_setting_get_int64(rate);
+        else
+                return fail(l, rate, "expected a number of requests per second");
+        if (!(ret->rate > 0 && ret->rate <= 1e6))
+                return fail(l, rate, "must be above 0 and at most 1000000");
+        ret->burst = (unsigned) (ret->rate < 1 ? 1 : ret->rate);
+        if ((r = get_uint(l, s, "burst", 1, 1000000, &ret->burst)) < 0)
+                return r;
+        return 0;
+}
+
+static int load_rate_limits(struct loader *l, const config_setting_t *root, struct bastion_config *c) {
+        static const char *const keys[] = { "per_subject", "per_tenant", NULL };
+        const config_setting_t *g = config_setting_get_member(root, "rate_limits");
+        int r;
+
+        if (!g)
+                return 0;
+        if ((r = expect_group(l, g)) < 0 || (r = check_keys(l, g, keys)) < 0 ||
+            (r = load_rate_limit(l, g, "per_subject", &c->rate_limits.per_subject)) < 0 ||
+            (r = load_rate_limit(l, g, "per_tenant", &c->rate_limits.per_tenant)) < 0)
+                return r;
+        return 0;
+}
+
+/* ---- http (bastion.conf(5) HTTP; docs/front.md) ---- */
+
+#define DEFAULT_HTTP_LISTEN "127.0.0.1:8443"
+
+int http_listen_address(const char *listen, struct sockaddr_storage *ret, socklen_t *ret_len, bool *ret_loopback,
+                        bool *ret_wildcard) {
+        char host[INET6_ADDRSTRLEN + 2];
+        const char *colon = strrchr(listen, ':'), *h = listen;
+        size_t hlen;
+        char *end;
+        unsigned long port;
+
+        if (!colon || colon == listen || !isdigit((unsigned char) colon[1]))
+                return -EINVAL;
+        errno = 0;
+        port = strtoul(colon + 1, &end, 10);
+        if (*end || errno || port == 0 || port > 65535 || strlen(colon + 1) > 5)
+                return -EINVAL;
+        hlen = (size_t) (colon - listen);
+        if (listen[0] == '[') {
+                if (hlen < 3 || listen[hlen - 1] != ']')
+                        return -EINVAL;
+                h++;
+                hlen -= 2;
+        }
+        if (hlen >= sizeof(host))
+                return -EINVAL;
+        memcpy(host, h, hlen);
+        host[hlen] = '\0';
+        *ret = (struct sockaddr_storage) {};
+        if (listen[0] != '[') {
+                struct sockaddr_in *sin = (struct sockaddr_in *) ret;
+                if (inet_pton(AF_INET, host, &sin->sin_addr) != 1)
+                        return -EINVAL;
+                sin->sin_family = AF_INET;
+                sin->sin_port = htons((uint16_t) port);
+                *ret_len = sizeof(*sin);
+                *ret_loopback = (ntohl(sin->sin_addr.s_addr) >> 24) == 127;
+                *ret_wildcard = sin->sin_addr.s_addr == htonl(INADDR_ANY);
+        } else {
+                struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *) ret;
+                if (inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1)
+                        return -EINVAL;
+                sin6->sin6_family = AF_INET6;
+                sin6->sin6_port = htons((uint16_t) port);
+                *ret_len = sizeof(*sin6);
+                *ret_loopback = IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr);
+                *ret_wildcard = IN6_IS_ADDR_UNSPECIFIED(&sin6->sin6_addr);
+        }
+        return (int) port;
+}
+
+/* "name[:port]" -> "name:port" lowercased; name is a DNS name, an IPv4 literal or a bracketed IPv6
+ * literal. The port defaults to def_port. NULL when malformed. */
+static char *authority_normalize(const char *a, size_t len, unsigned def_port) {
+        size_t name_len = len;
+        unsigned long port = def_port;
+        char *ret;
+
+        if (len > 0 && a[0] == '[') {
+                const char *close = memchr(a, ']', len);
+                struct in6_addr a6;
+                char lit[INET6_ADDRSTRLEN];
+
+                if (!close || (size_t) (close - a) - 1 >= sizeof(lit))
+                        return NULL;
+                name_len = (size_t) (close - a) + 1;
+                memcpy(lit, a + 1, name_len - 2);
+                lit[name_len - 2] = '\0';
+                if (inet_pton(AF_INET6, lit, &a6) != 1)
+                        return NULL;
+        } else {
+                const char *colon = memchr(a, ':', len);
+                if (colon)
+                        name_len = (size_t) (colon - a);
+                for (size_t i = 0; i < name_len; i++)
+                        if (!isalnum((unsigned char) a[i]) && a[i] != '-' && a[i] != '.')
+                                return NULL;
+        }
+        if (name_len == 0 || name_len > 253)
+                return NULL;
+        if (name_len < len) {
+                char *end;
+                if (a[name_len] != ':' || len - name_len - 1 == 0 || len - name_len - 1 > 5)
+                        return NULL;
+                for (size_t i = name_len + 1; i < len; i++)
+                        if (!isdigit((unsigned char) a[i]))
+                                return NULL;
+                port = strtoul(a + name_len + 1, &end, 10);
+                if (port == 0 || port > 65535)
+                        return NULL;
+        }
+        if (asprintf(&ret, "%.*s:%lu", (int) name_len, a, port) < 0)
+                return NULL;
+        for (char *p = ret; *p; p++)
+                *p = (char) tolower((unsigned char) *p);
+        return ret;
+}
+
+/* "scheme://authority[/]" with scheme http or https -> "scheme://name:port" (ret_authority: "name:port").
+ * Returns the scheme's TLS flag (1/0), or -EINVAL. */
+static int origin_normalize(const char *url, char **ret, char **ret_authority) {
+        bool tls = strncasecmp(url, "https://", 8) == 0;
+        const char *a;
+        size_t len;
+
+        if (!tls && strncasecmp(url, "http://", 7) != 0)
+                return -EINVAL;
+        a = url + (tls ? 8 : 7);
+        len = strlen(a);
+        if (len > 0 && a[len - 1] == '/')
+                len--;
+        if (memchr(a, '/', len) || memchr(a, '?', len) || memchr(a, '#', len) || memchr(a, '@', len))
+                return -EINVAL;
+        *ret_authority = authority_normalize(a, len, tls ? 443 : 80);
+        if (!*ret_authority)
+                return -EINVAL;
+        if (asprintf(ret, "%s://%s", tls ? "https" : "http", *ret_authority) < 0) {
+                free(*ret_authority);
+                return -ENOMEM;
+        }
+        return tls;
+}
+
+static int strv_add_unique(char ***v, size_t *n, char *s) {
+        char **nv;
+
+        if (!s)
+                return -ENOMEM;
+        for (size_t i = 0; i < *n; i++)
+                if (streq((*v)[i], s)) {
+                        free(s);
+                        return 0;
+                }
+        nv = realloc(*v, (*n + 2) * sizeof(char *));
+        if (!nv) {
+                free(s);
+                return -ENOMEM;
+        }
+        *v = nv;
+        nv[(*n)++] = s;
+        nv[*n] = NULL;
+        return 0;
+}
+
+/* `hosts` or `origins`: a list of strings, each stored in its normal form ("name:port",
+ * "scheme://name:port"), duplicates dropped. */
+static int load_http_list(struct loader *l, const config_setting_t *g, const char *key, bool tls, char ***ret,
+                          size_t *ret_n) {
+        config_setting_t *s = config_setting_get_member(g, key);
+
+        if (!s)
+                return 0;
+        if (!config_setting_is_array(s) && !config_setting_is_list(s))
+                return fail(l, s, "expected a list of strings [ \"…\", … ]");
+        if (config_setting_length(s) == 0)
+                return fail(l, s, "must not be empty");
+        for (int i = 0; i < config_setting_length(s); i++) {
+                const config_setting_t *e = config_setting_get_elem(s, i);
+                const char *v = config_setting_get_string(e);
+                char *norm = NULL, *auth = NULL;
+                int r;
+
+                if (config_setting_type(e) != CONFIG_TYPE_STRING)
+                        return fail(l, e, "expected a string");
+                if (streq(key, "hosts")) {
+                        norm = authority_normalize(v, strlen(v), tls ? 443 : 80);
+                        if (!norm)
+                                return fail(l, e, "invalid host \"%s\" (NAME or NAME:PORT)", v);
+                } else {
+                        r = origin_normalize(v, &norm, &auth);
+                        free(auth);
+                        if (r < 0)
+                                return fail(l, e, "invalid origin \"%s\" (https://NAME[:PORT])", v);
+                }
+                if ((r = strv_add_unique(ret, ret_n, norm)) < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* The names a listener answers to by default: public_url's, the listen address unless it is a
+ * wildcard, and the loopback names on a loopback or wildcard listener, all with the listen port. */
+static int http_default_hosts(struct http_config *h, const char *public_authority, bool loopback, bool wildcard,
+                              unsigned port) {
+        static const char *const local[] = { "localhost", "127.0.0.1", "[::1]" };
+        char *s;
+        int r;
+
+        if ((r = strv_add_unique(&h->hosts, &h->n_hosts, strdup(public_authority))) < 0)
+                return r;
+        if (!wildcard) {
+                const char *colon = strrchr(h->listen, ':');
+                s = authority_normalize(h->listen, (size_t) (colon - h->listen), port);
+                if ((r = strv_add_unique(&h->hosts, &h->n_hosts, s)) < 0)
+                        return r;
+        }
+        for (size_t i = 0; (loopback || wildcard) && i < ELEMENTSOF(local); i++) {
+                if (asprintf(&s, "%s:%u", local[i], port) < 0)
+                        return -ENOMEM;
+                if ((r = strv_add_unique(&h->hosts, &h->n_hosts, s)) < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int http_default_origins(struct http_config *h) {
+        for (size_t i = 0; i < h->n_hosts; i++) {
+                char *s;
+                int r;
+
+                if (asprintf(&s, "%s://%s", h->plain ? "http" : "https", h->hosts[i]) < 0)
+                        return -ENOMEM;
+                if ((r = strv_add_unique(&h->origins, &h->n_origins, s)) < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int load_http_limits(struct loader *l, const config_setting_t *g, struct http_config *h) {
+        int r;
+
+        h->max_connections = BASTION_HTTP_DEFAULT_MAX_CONNECTIONS;
+        h->max_connections_per_address = BASTION_HTTP_DEFAULT_MAX_PER_ADDRESS;
+        h->header_timeout_ms = BASTION_HTTP_DEFAULT_HEADER_TIMEOUT_MS;
+        h->idle_timeout_ms = BASTION_HTTP_DEFAULT_IDLE_TIMEOUT_MS;
+        h->max_body = HTTP_MAX_BODY;
+        if ((r = get_uint(l, g, "max_connections", 1, BASTION_HTTP_MAX_CONNECTIONS, &h->max_connections)) < 0 ||
+            (r = get_uint(l, g, "max_connections_per_address", 1, BASTION_HTTP_MAX_CONNECTIONS,
+                          &h->max_connections_per_address)) < 0 ||
+            (r = get_uint(l, g, "header_timeout_ms", 1, BASTION_HTTP_MAX_TIMEOUT_MS, &h->header_timeout_ms)) < 0 ||
+            (r = get_uint(l, g, "idle_timeout_ms", 1, BASTION_HTTP_MAX_TIMEOUT_MS, &h->idle_timeout_ms)) < 0 ||
+            (r = get_size(l, g, "max_body", &h->max_body)) < 0)
+                return r;
+        if (h->max_body > HTTP_MAX_BODY)
+                return fail(l, config_setting_get_member(g, "max_body"), "must be at most %d bytes", HTTP_MAX_BODY);
+        if (h->max_connections_per_address > h->max_connections)
+                return fail(l, config_setting_get_member(g, "max_connections_per_address"),
+                            "must not exceed max_connections (%u)", h->max_connections);
+        return 0;
+}
+
+static int load_http_tls(struct loader *l, const config_setting_t *g, struct http_config *h, bool loopback) {
+        const config_setting_t *listen = config_setting_get_member(g, "listen") ?: g;
+        int r;
+
+        if ((r = get_bool(l, g, "plain", &h->plain)) < 0 ||
+            (r = get_path(l, g, "tls_cert", NULL, 0, &h->tls_cert)) < 0 ||
+            (r = get_path(l, g, "tls_key", NULL, 0, &h->tls_key)) < 0)
+                return r;
+        if (h->plain && !loopback)
+                return fail_in(l, config_setting_get_member(g, "plain"), g,
+                               "plain HTTP is only allowed on a loopback address (127.0.0.0/8 or [::1]), not on %s",
+                               h->listen);
+        if (h->plain && (h->tls_cert || h->tls_key))
+                return fail_in(l, config_setting_get_member(g, h->tls_cert ? "tls_cert" : "tls_key"), g,
+                               "plain = true takes no tls_cert or tls_key");
+        if (!h->plain && (!h->tls_cert || !h->tls_key))
+                return fail_in(l, listen, g, "tls_cert and tls_key are required (plain = true is allowed on loopback only)");
+        return 0;
+}
+
+static int load_http(struct loader *l, const config_setting_t *root, struct bastion_config *c) {
+        static const char *const keys[] = { "listen", "plain", "tls_cert", "tls_key", "public_url", "hosts", "origins",
+                                            "max_connections", "max_connections_per_address", "header_timeout_ms",
+                                            "idle_timeout_ms", "max_body", NULL };
+        const config_setting_t *g = config_setting_get_member(root, "http");
+        const char *listen = DEFAULT_HTTP_LISTEN, *url = NULL;
+        _cleanup_free_ char *public_authority = NULL;
+        struct sockaddr_storage sa;
+        socklen_t sa_len;
+        bool loopback, wildcard;
+        struct http_config *h;
+        int port, r;
+
+        if (!g)
+                return 0;
+        if ((r = expect_group(l, g)) < 0 || (r = check_keys(l, g, keys)) < 0 ||
+            (r = get_string(l, g, "listen", &listen)) < 0 || (r = get_string(l, g, "public_url", &url)) < 0)
+                return r;
+        h = c->http = calloc(1, sizeof(*h));
+        if (!h || !(h->listen = strdup(listen)))
+                return -ENOMEM;
+        port = http_listen_address(listen, &sa, &sa_len, &loopback, &wildcard);
+        if (port < 0)
+                return fail_in(l, config_setting_get_member(g, "listen") ?: g, g,
+                               "invalid listen address \"%s\" (IPV4:PORT or [IPV6]:PORT)", listen);
+        if ((r = load_http_tls(l, g, h, loopback)) < 0 || (r = load_http_limits(l, g, h)) < 0)
+                return r;
+        if (url) {
+                r = origin_normalize(url, &h->public_url, &public_authority);
+                if (r < 0 || r != !h->plain)
+                        return fail(l, config_setting_get_member(g, "public_url"),
+                                    "expected %s://NAME[:PORT] without a path", h->plain ? "http" : "https");
+        } else if (wildcard) {
+                return fail_in(l, config_setting_get_member(g, "listen"), g,
+                               "public_url is required with a wildcard listen address");
+        } else {
+                public_authority = authority_normalize(listen, (size_t) (strrchr(listen, ':') - listen), (unsigned) port);
+                if (!public_authority || asprintf(&h->public_url, "%s://%s", h->plain ? "http" : "https", public_authority) < 0)
+                        return -ENOMEM;
+        }
+        if ((r = load_http_list(l, g, "hosts", !h->plain, &h->hosts, &h->n_hosts)) < 0 ||
+            (r = load_http_list(l, g, "origins", !h->plain, &h->origins, &h->n_origins)) < 0)
+                return r;
+        if (!h->hosts && (r = http_default_hosts(h, public_authority, loopback, wildcard, (unsigned) port)) < 0)
+                return r;
+        if (!h->origins && (r = http_default_origins(h)) < 0)
+                return r;
+        /* The front runs as a uid of its own: the last of the worker range, never given to a server. */
+        if (c->n_servers >= (size_t) (c->worker_uid_max - c->worker_uid_min) + 1)
+                return fail_in(l, g, g, "%zu servers and the front need %zu uids, bastion.worker_uids has %u",
+                               c->n_servers, c->n_servers + 1, (unsigned) (c->worker_uid_max - c->worker_uid_min + 1));
+        h->uid = c->worker_uid_max;
+        return 0;
+}
+
 static int load_root(struct loader *l, config_t *cfg, struct bastion_config *c) {
-        static const char *const keys[] = { "bastion", "roles", "users", "servers", NULL };
+        static const char *const keys[] = { "bastion", "roles", "users", "servers", "oauth", "rate_limits", "http", NULL };
         const config_setting_t *root = config_root_setting(cfg);
         int r;
 
@@ -720,7 +1233,10 @@ static int load_root(struct loader *l, config_t *cfg, struct bastion_config *c) 
         /* The uid range is checked last: a thousand account lookups are the slow part. */
         if ((r = check_keys(l, root, keys)) < 0 || (r = load_bastion(l, root, c)) < 0 ||
             (r = load_roles(l, root, c)) < 0 || (r = load_users(l, root, c)) < 0 ||
-            (r = load_servers(l, root, c)) < 0 || (r = check_uid_range(l, root, c)) < 0)
+            (r = load_servers(l, root, c)) < 0 || (r = load_oauth(l, root, c)) < 0 ||
+            (r = load_rate_limits(l, root, c)) < 0 || (r = load_http(l, root, c)) < 0 ||
+            (r = check_oauth_http(l, root, c)) < 0 ||
+            (r = check_uid_range(l, root, c)) < 0)
                 return r;
         assign_uids(c, NULL);
         return 0;

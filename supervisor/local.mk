@@ -11,7 +11,9 @@ bastiond_SOURCES = \
 	supervisor/reload.c \
 	supervisor/status.c \
 	supervisor/audit_flags.c \
-	supervisor/control.c
+	supervisor/control.c \
+	supervisor/jwks.c \
+	supervisor/front.c
 bastiond_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(SYSTEMD_CFLAGS) $(LIBCONFIG_CFLAGS) $(SECCOMP_CFLAGS) $(CAP_CFLAGS)
 bastiond_LDADD = $(SANDBOX_LIBS) $(SYSTEMD_LIBS) $(LIBCONFIG_LIBS)
 

@@ -23,8 +23,10 @@ static void update_status(struct supervisor *sup) {
                 running += w->state == CHILD_RUNNING;
                 failed += w->state == CHILD_FAILED;
         }
-        if (asprintf(&s, "broker %s; %u of %u workers running, %u failed", sup->broker_ready ? "ready" :
-                     child_state_to_string(sup->broker.state), running, total, failed) < 0)
+        if (asprintf(&s, "broker %s; %s%s%s%u of %u workers running, %u failed", sup->broker_ready ? "ready" :
+                     child_state_to_string(sup->broker.state), front_configured(sup) ? "front " : "",
+                     front_configured(sup) ? child_state_to_string(sup->front.state) : "",
+                     front_configured(sup) ? "; " : "", running, total, failed) < 0)
                 return;
         if (sup->status && streq(sup->status, s))
                 return;
@@ -39,6 +41,8 @@ void supervisor_check_ready(struct supervisor *sup) {
         update_status(sup);
         if (sup->ready_notified || !sup->broker_ready || sup->stopping)
                 return;
+        if (front_configured(sup) && sup->front.state != CHILD_RUNNING)
+                return;
         for (struct child *w = sup->workers; w; w = w->next, n++) {
                 if (w->state != CHILD_RUNNING && w->state != CHILD_FAILED)
                         return;
@@ -50,7 +54,7 @@ void supervisor_check_ready(struct supervisor *sup) {
 }
 
 void supervisor_check_stopped(struct supervisor *sup) {
-        if (!sup->stopping || sup->exiting || sup->broker.pid > 0)
+        if (!sup->stopping || sup->exiting || sup->broker.pid > 0 || sup->front.pid > 0)
                 return;
         for (struct child *w = sup->workers; w; w = w->next)
                 if (w->pid > 0)
@@ -89,6 +93,8 @@ static int on_stop_signal(sd_event_source *s, const struct signalfd_siginfo *si,
         (void) sd_notify(false, "STOPPING=1");
         log_info("received SIG%s; stopping", sigabbrev_np((int) si->ssi_signo));
         sup->broker.timer_source = sd_event_source_disable_unref(sup->broker.timer_source);
+        /* No new HTTP requests: the front goes first, closing its connections. */
+        front_stop(sup);
         if (broker_up(sup)) {
                 sup->broker.stop_requested = true;
                 sup->broker.state = CHILD_STOPPING;
@@ -132,10 +138,16 @@ static int supervisor_start(struct supervisor *sup) {
         r = sd_event_set_watchdog(sup->event, true);
         if (r < 0)
                 log_warning_errno(r, "Cannot set up the watchdog (WATCHDOG_USEC/WATCHDOG_PID): %m; running without");
+        r = jwks_watch(sup);
+        if (r < 0)
+                return r;
         r = setup_directories(&sup->config);
         if (r < 0)
                 return r;
         r = setup_listen_socket(sup->config.socket_path, 0666, 0, &sup->listen_fd);
+        if (r < 0)
+                return r;
+        r = front_listen(sup);
         if (r < 0)
                 return r;
         r = control_start(sup);
@@ -154,6 +166,9 @@ static void supervisor_done(struct supervisor *sup) {
         while (sup->workers)
                 worker_free(sup->workers);
         child_free(&sup->broker);
+        child_free(&sup->front);
+        safe_close(sup->http_fd);
+        safe_close(sup->front_broker_fd);
         if (sup->listen_fd >= 0) {
                 remove_socket(sup->config.socket_path);
                 safe_close(sup->listen_fd);
@@ -205,7 +220,7 @@ static int parse_args(int argc, char **argv, const char **ret_config, bool *ret_
 }
 
 int main(int argc, char **argv) {
-        struct supervisor sup = { .listen_fd = -1, .control_fd = -1 };
+        struct supervisor sup = { .listen_fd = -1, .control_fd = -1, .http_fd = -1, .front_broker_fd = -1 };
         bool check = false;
         char *error = NULL;
         int r;
@@ -235,6 +250,7 @@ int main(int argc, char **argv) {
         }
         umask(0022);
         child_init(&sup.broker, &sup, CHILD_BROKER, strdup("broker"));
+        child_init(&sup.front, &sup, CHILD_FRONT, strdup("front"));
         sup.started_usec = now_usec();
         r = supervisor_start(&sup);
         if (r >= 0)
@@ -243,6 +259,8 @@ int main(int argc, char **argv) {
                 /* Children die with us (PDEATHSIG); take them down in order anyway. */
                 if (sup.broker.pid > 0)
                         (void) kill(sup.broker.pid, SIGKILL);
+                if (sup.front.pid > 0)
+                        (void) kill(sup.front.pid, SIGKILL);
                 for (struct child *w = sup.workers; w; w = w->next)
                         if (w->pid > 0)
                                 (void) kill(w->pid, SIGKILL);

@@ -24,6 +24,11 @@ static const char *fixed_setting_changed(const struct bastion_config *a, const s
                 return "state_dir";
         if (!streq(a->runtime_dir, b->runtime_dir))
                 return "runtime_dir";
+        /* The front's listener is bound (or passed by systemd) once. */
+        if (!a->http != !b->http)
+                return "the http group";
+        if (a->http && (!streq(a->http->listen, b->http->listen) || a->http->plain != b->http->plain))
+                return a->http->plain != b->http->plain ? "http.plain" : "http.listen";
         return NULL;
 }
 
@@ -115,10 +120,18 @@ json_t *supervisor_reload(struct supervisor *sup) {
         if ((old.admin_gid != next.admin_gid || old.has_admin_gid != next.has_admin_gid) &&
             chown(next.control_socket_path, 0, next.has_admin_gid ? next.admin_gid : 0) < 0)
                 log_warning_errno(errno, "Cannot give the control socket to the new admin_group: %m");
-        if (broker_up(sup))
+        if (broker_up(sup)) {
                 (void) broker_send_config(sup);
+                (void) jwks_send(sup);
+        }
         added = json_array(), removed = json_array(), changed = json_array();
         apply_changes(sup, &old, added, removed, changed);
+        /* A new uid range moves the front to a new uid: start it again; otherwise it takes the new
+         * configuration and certificate as they are. */
+        if (old.http && old.http->uid != sup->config.http->uid)
+                child_stop(&sup->front, SIGTERM, true, false);
+        else
+                front_reload(sup);
         config_free(&old);
         sup->reloads++;
         a = names_or_none(added), r = names_or_none(removed), c = names_or_none(changed);

@@ -30,11 +30,14 @@ static json_t *child_json(const struct supervisor *sup, const struct child *c) {
         const struct server_config *sc = c->kind == CHILD_WORKER ? config_find_server(&sup->config, c->name) : NULL;
         json_t *j;
 
+        uid_t uid = sc ? sc->uid : c->kind == CHILD_FRONT && sup->config.http ? sup->config.http->uid : 0;
+        const char *kind = c->kind == CHILD_BROKER ? "broker" : c->kind == CHILD_FRONT ? "front" : "worker";
+
         j = json_pack("{s:s, s:s, s:s, s:i, s:s, s:I, s:I, s:o}", "name", c->name,
-                      "kind", c->kind == CHILD_BROKER ? "broker" : "worker", "domain", sc ? sc->domain : "",
+                      "kind", kind, "domain", sc ? sc->domain : "",
                       "pid", (int) c->pid, "state", child_state_to_string(c->state), "restarts", (json_int_t) c->restarts,
-                      "uid", (json_int_t) (sc ? sc->uid : 0), "attestation", attestation_json(c));
-        if (j && c->kind == CHILD_BROKER)
+                      "uid", (json_int_t) uid, "attestation", attestation_json(c));
+        if (j && c->kind != CHILD_WORKER)
                 json_object_del(j, "domain");
         if (j && c->kind == CHILD_WORKER)
                 json_object_set_new(j, "generation", json_integer((json_int_t) c->generation));
@@ -47,6 +50,8 @@ json_t *supervisor_workers_json(struct supervisor *sup) {
         json_t *list = json_array();
 
         json_array_append_new(list, child_json(sup, &sup->broker));
+        if (front_configured(sup))
+                json_array_append_new(list, child_json(sup, &sup->front));
         for (struct child *w = sup->workers; w; w = w->next)
                 json_array_append_new(list, child_json(sup, w));
         return json_pack("{s:b, s:o}", "ok", true, "workers", list);
@@ -54,14 +59,14 @@ json_t *supervisor_workers_json(struct supervisor *sup) {
 
 json_t *supervisor_status_json(struct supervisor *sup) {
         unsigned counts[_CHILD_STATE_MAX] = {}, total = 0;
-        json_t *workers = json_object();
+        json_t *workers = json_object(), *j;
 
         for (struct child *w = sup->workers; w; w = w->next, total++)
                 counts[w->state]++;
         for (int s = 0; s < _CHILD_STATE_MAX; s++)
                 json_object_set_new(workers, child_state_to_string(s), json_integer(counts[s]));
         json_object_set_new(workers, "total", json_integer(total));
-        return json_pack("{s:b, s:s, s:i, s:s, s:I, s:I, s:s, s:{s:s, s:i, s:b, s:I}, s:o}",
+        j = json_pack("{s:b, s:s, s:i, s:s, s:I, s:I, s:s, s:{s:s, s:i, s:b, s:I}, s:o}",
                          "ok", true, "version", PACKAGE_VERSION, "pid", (int) getpid(), "config", sup->config_path,
                          "uptime_sec", (json_int_t) ((now_usec() - sup->started_usec) / 1000000),
                          "reloads", (json_int_t) sup->reloads, "state", sup->stopping ? "stopping" :
@@ -69,4 +74,10 @@ json_t *supervisor_status_json(struct supervisor *sup) {
                          "broker", "state", child_state_to_string(sup->broker.state), "pid", (int) sup->broker.pid,
                          "ready", sup->broker_ready, "restarts", (json_int_t) sup->broker.restarts,
                          "workers", workers);
+        if (j && front_configured(sup))
+                json_object_set_new(j, "front", json_pack("{s:s, s:i, s:I, s:s, s:s}",
+                                    "state", child_state_to_string(sup->front.state), "pid", (int) sup->front.pid,
+                                    "restarts", (json_int_t) sup->front.restarts, "listen", sup->config.http->listen,
+                                    "public_url", sup->config.http->public_url));
+        return j;
 }

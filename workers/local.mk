@@ -9,14 +9,14 @@ WORKER_SOURCES = \
 
 pkglibexec_PROGRAMS += bastion-worker
 bastion_worker_SOURCES = $(WORKER_SOURCES) workers/main.c
-bastion_worker_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(SQLITE_CFLAGS)
-bastion_worker_LDADD = $(SANDBOX_LIBS) $(LIBBASTION) $(SQLITE_LIBS)
+bastion_worker_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(SQLITE_CFLAGS) $(SODIUM_CFLAGS)
+bastion_worker_LDADD = $(SANDBOX_LIBS) $(LIBBASTION) $(SQLITE_LIBS) $(SODIUM_LIBS)
 
 if HAVE_CRITERION
 check_PROGRAMS += tests/unit/test_framing tests/unit/test_schema tests/unit/test_inventory
 CRITERION_TESTS += tests/unit/test_framing tests/unit/test_schema tests/unit/test_inventory
-WORKER_TEST_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(SQLITE_CFLAGS) $(CRITERION_CFLAGS)
-WORKER_TEST_LDADD = $(LIBBASTION) $(SQLITE_LIBS) $(CRITERION_LIBS)
+WORKER_TEST_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(SQLITE_CFLAGS) $(SODIUM_CFLAGS) $(CRITERION_CFLAGS)
+WORKER_TEST_LDADD = $(LIBBASTION) $(SQLITE_LIBS) $(SODIUM_LIBS) $(CRITERION_LIBS)
 tests_unit_test_framing_SOURCES = tests/unit/test_framing.c tests/unit/worker_test.h $(WORKER_SOURCES)
 # test_framing also runs the real binary over a socketpair.
 tests_unit_test_framing_CFLAGS = $(WORKER_TEST_CFLAGS) -DBASTION_WORKER_PATH=\"$(abs_top_builddir)/bastion-worker\"
@@ -42,7 +42,8 @@ WORKER_SOURCES += \
 	workers/orders/orders.c \
 	workers/logistics/logistics.c \
 	workers/returns/returns.c \
-	workers/payments/payments.c
+	workers/payments/payments.c \
+	workers/conformance/conformance.c
 
 if HAVE_CRITERION
 check_PROGRAMS += tests/unit/test_domains
@@ -55,4 +56,11 @@ CRITERION_TESTS += tests/unit/test_worker_credential
 tests_unit_test_worker_credential_SOURCES = tests/unit/test_worker_credential.c workers/credential.c
 tests_unit_test_worker_credential_CFLAGS = $(WORKER_TEST_CFLAGS)
 tests_unit_test_worker_credential_LDADD = $(WORKER_TEST_LDADD)
+
+# The skeleton's prompts, completion, logging, subscriptions and requests to the client (conformance domain).
+check_PROGRAMS += tests/unit/test_conformance
+CRITERION_TESTS += tests/unit/test_conformance
+tests_unit_test_conformance_SOURCES = tests/unit/test_conformance.c $(WORKER_SOURCES)
+tests_unit_test_conformance_CFLAGS = $(WORKER_TEST_CFLAGS)
+tests_unit_test_conformance_LDADD = $(WORKER_TEST_LDADD)
 endif

@@ -22,6 +22,7 @@ static const struct domain *const domains[] = {
         &logistics_domain,
         &returns_domain,
         &payments_domain,
+        &conformance_domain,
 };
 
 struct args {

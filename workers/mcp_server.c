@@ -1,11 +1,13 @@
 /* The MCP stdio server skeleton every built-in worker shares: one JSON-RPC message per line in and
- * out, the 2025-11-25 lifecycle, tools/list + tools/call over a domain's tool table, and
- * resources/list + resources/read for a domain that has resources. */
+ * out, the 2025-11-25 lifecycle, tools/list + tools/call over a domain's tool table, and, for a domain
+ * that has them, resources (list, read, templates, subscriptions), prompts, completion and logging.
+ * A handler may ask the client something (sampling, elicitation, roots) with mcp_server_request(). */
 #include "config.h"
 
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
+#include <time.h>
 #include <stdarg.h>
 #include <string.h>
 
@@ -20,6 +22,19 @@
 #define WORKER_MAX_OUT_BACKLOG (4 * BASTION_MAX_LINE)
 /* Validation messages quoted back to the caller. */
 #define WORKER_MAX_ERROR_TEXT 512
+/* Lines that may arrive while a handler waits for the client; requests beyond that are refused. */
+#define WORKER_MAX_DEFERRED 256
+
+/* notifications/message levels, most verbose first (RFC 5424 order reversed). */
+static const char *const log_levels[] = { "debug", "info", "notice", "warning", "error", "critical", "alert",
+                                          "emergency" };
+
+static int log_level_index(const char *level) {
+        for (size_t i = 0; level && i < ELEMENTSOF(log_levels); i++)
+                if (streq(level, log_levels[i]))
+                        return (int) i;
+        return -1;
+}
 
 struct method {
         const char *name;
@@ -137,6 +152,138 @@ int tool_call_progress(struct tool_call *call, double progress, double total, co
         return send_msg(call->server, params ? jsonrpc_notification("notifications/progress", params) : NULL);
 }
 
+/* Tags params (stolen, returned) with the id of the request being served. */
+static json_t *with_related(struct mcp_server *s, json_t *params) {
+        json_t *meta;
+
+        if (!params || !s->current_id)
+                return params;
+        meta = json_object_get(params, "_meta");
+        if (!json_is_object(meta)) {
+                meta = json_object();
+                json_object_set_new(params, "_meta", meta);
+        }
+        json_object_set(meta, META_RELATED, (json_t *) s->current_id);
+        return params;
+}
+
+int mcp_server_log(struct mcp_server *s, const char *level, const char *logger, json_t *data) {
+        int i = log_level_index(level);
+        json_t *params;
+
+        if (i < 0) {
+                json_decref(data);
+                return -EINVAL;
+        }
+        if (i < s->log_level) {
+                json_decref(data);
+                return 0;
+        }
+        params = json_pack("{s:s, s:o}", "level", level, "data", data ? data : json_null());
+        if (params && logger)
+                json_object_set_new(params, "logger", json_string(logger));
+        return send_msg(s, params ? jsonrpc_notification("notifications/message", with_related(s, params)) : NULL);
+}
+
+int mcp_server_resource_updated(struct mcp_server *s, const char *uri) {
+        if (!json_object_get(s->subscriptions, uri))
+                return 0;
+        return send_msg(s, jsonrpc_notification("notifications/resources/updated", json_pack("{s:s}", "uri", uri)));
+}
+
+const json_t *request_client_caps(const json_t *params) {
+        const json_t *caps = json_object_get(json_object_get(params, "_meta"), META_CLIENT_CAPABILITIES);
+
+        return json_is_object(caps) ? caps : NULL;
+}
+
+static uint64_t now_ms(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* True when the line is the response to request `id`; then *ret_msg holds it. */
+static bool is_answer(const char *line, size_t len, int64_t id, struct jsonrpc_msg *ret_msg) {
+        if (jsonrpc_parse(line, len, ret_msg, NULL) < 0)
+                return false;
+        if (ret_msg->kind == JSONRPC_RESPONSE && json_is_integer(ret_msg->id) &&
+            json_integer_value(ret_msg->id) == id)
+                return true;
+        jsonrpc_msg_done(ret_msg);
+        return false;
+}
+
+/* A request that cannot even wait its turn is answered at once; anything else is dropped. */
+static int refuse_busy(struct mcp_server *s, const char *line, size_t len) {
+        struct jsonrpc_msg m;
+        json_t *reply = NULL;
+
+        if (jsonrpc_parse(line, len, &m, NULL) < 0)
+                return 0;
+        if (m.kind == JSONRPC_REQUEST)
+                reply = jsonrpc_error(m.id, JSONRPC_INTERNAL_ERROR, "Server busy: waiting for a client's answer", NULL);
+        jsonrpc_msg_done(&m);
+        log_warning("Too many messages while waiting for the client; refusing one");
+        return reply ? send_msg(s, reply) : 0;
+}
+
+int mcp_server_request(struct mcp_server *s, const char *method, json_t *params, unsigned timeout_ms,
+                       json_t **ret_result, json_t **ret_error) {
+        uint64_t deadline = now_ms() + timeout_ms;
+        int64_t id = ++s->next_request_id;
+        _cleanup_json_ json_t *idj = json_integer(id);
+        int r;
+
+        *ret_result = *ret_error = NULL;
+        if (s->in_fd < 0) {
+                json_decref(params);
+                return -ENOTCONN;
+        }
+        r = send_msg(s, jsonrpc_request(idj, method, with_related(s, params ? params : json_object())));
+        if (r < 0)
+                return r;
+        for (;;) {
+                struct pollfd p = { .fd = s->in_fd, .events = POLLIN };
+                struct jsonrpc_msg m;
+                uint64_t now;
+                char *line;
+                size_t len;
+                ssize_t n;
+
+                while ((r = linebuf_next(&s->in, &line, &len)) != 0) {
+                        if (r < 0)
+                                continue;       /* oversized: dropped; the sender hears of it later */
+                        if (is_answer(line, len, id, &m)) {
+                                if (m.error)
+                                        *ret_error = json_incref(m.error);
+                                else
+                                        *ret_result = json_incref(m.result);
+                                jsonrpc_msg_done(&m);
+                                return 0;
+                        }
+                        if (json_array_size(s->deferred) < WORKER_MAX_DEFERRED)
+                                json_array_append_new(s->deferred, json_stringn(line, len));
+                        else if ((r = refuse_busy(s, line, len)) < 0)
+                                return r;
+                }
+                now = now_ms();
+                if (now >= deadline)
+                        return -ETIMEDOUT;
+                r = poll(&p, 1, (int) (deadline - now));
+                if (r < 0 && errno != EINTR)
+                        return -errno;
+                if (r <= 0)
+                        continue;
+                n = linebuf_fill(&s->in, s->in_fd);
+                if (n == 0)
+                        return -EPIPE;
+                if (n < 0 && n != -EAGAIN)
+                        return (int) n;
+        }
+}
+
 /* ---- principal ---- */
 
 static bool optional_string(const json_t *v) {
@@ -191,7 +338,13 @@ static json_t *on_initialize(struct mcp_server *s, const struct jsonrpc_msg *m) 
         /* Only a domain that has resources says so; the others answer the resources methods with -32601. */
         if (caps && s->domain->resource_read)
                 json_object_set_new(caps, "resources", json_pack("{s:b, s:b}", "listChanged", false,
-                                                                 "subscribe", false));
+                                                                 "subscribe", s->domain->subscribe));
+        if (caps && s->domain->n_prompts)
+                json_object_set_new(caps, "prompts", json_pack("{s:b}", "listChanged", false));
+        if (caps && s->domain->complete)
+                json_object_set_new(caps, "completions", json_object());
+        if (caps && s->domain->logging)
+                json_object_set_new(caps, "logging", json_object());
         return jsonrpc_result(m->id, json_pack("{s:s, s:o, s:{s:s, s:s}}",
                                                "protocolVersion", WORKER_PROTOCOL_VERSION, "capabilities", caps,
                                                "serverInfo", "name", s->domain->server_name,
@@ -229,7 +382,8 @@ static ssize_t tool_find(const struct mcp_server *s, const char *name) {
 }
 
 static json_t *tool_run(struct mcp_server *s, size_t idx, const struct worker_principal *principal,
-                        const json_t *arguments, const json_t *progress_token) {
+                        const json_t *arguments, const json_t *progress_token, const json_t *params,
+                        json_t **ret_error) {
         const struct tool *t = &s->domain->tools[idx];
         char err[WORKER_MAX_ERROR_TEXT];
         struct tool_call call = {
@@ -239,10 +393,13 @@ static json_t *tool_run(struct mcp_server *s, size_t idx, const struct worker_pr
                 .arguments = arguments,
                 .progress_token = progress_token,
                 .last_progress = -1,
+                .params = params,
         };
         json_t *result = NULL;
         int r;
 
+        if (!t->handler)
+                return tool_result_error("Tool %s cannot be called: its input schema cannot be enforced", t->name);
         /* The broker validated already; a worker run by hand (or a confused broker) gets the same check. */
         r = schema_validate(s->input_schemas[idx], arguments, err, sizeof(err));
         if (r == -EINVAL)
@@ -253,8 +410,16 @@ static json_t *tool_run(struct mcp_server *s, size_t idx, const struct worker_pr
         }
         r = t->handler(&call, &result);
         if (r < 0) {
+                json_decref(call.error_data);
+                json_decref(result);
                 log_error_errno(r, "Tool %s failed: %m", t->name);
                 return tool_result_error("Internal error in tool %s", t->name);
+        }
+        if (call.error_code) {
+                json_decref(result);
+                *ret_error = jsonrpc_error((json_t *) s->current_id, call.error_code, call.error_message ?: "Error",
+                                           call.error_data);
+                return NULL;
         }
         return result;
 }
@@ -266,7 +431,7 @@ static json_t *on_tools_call(struct mcp_server *s, const struct jsonrpc_msg *m) 
         const json_t *token = json_object_get(meta, "progressToken");
         _cleanup_json_ json_t *empty = json_object();
         struct worker_principal principal;
-        json_t *result;
+        json_t *result, *error = NULL;
         ssize_t idx;
 
         if (!json_is_string(name))
@@ -286,7 +451,9 @@ static json_t *on_tools_call(struct mcp_server *s, const struct jsonrpc_msg *m) 
                                      "Invalid params: malformed _meta[\"" META_PRINCIPAL "\"]", NULL);
         if (token && !json_is_string(token) && !json_is_integer(token))
                 token = NULL;
-        result = tool_run(s, idx, &principal, arguments ? arguments : empty, token);
+        result = tool_run(s, idx, &principal, arguments ? arguments : empty, token, m->params, &error);
+        if (error)
+                return error;
         return result ? jsonrpc_result(m->id, result) : NULL;
 }
 
@@ -324,7 +491,14 @@ static json_t *on_resources_list(struct mcp_server *s, const struct jsonrpc_msg 
 static json_t *on_resource_templates_list(struct mcp_server *s, const struct jsonrpc_msg *m) {
         json_t *no = resources_unsupported(s, m);
 
-        return no ?: jsonrpc_result(m->id, json_pack("{s:[]}", "resourceTemplates"));
+        json_t *list;
+
+        if (no)
+                return no;
+        if (json_object_get(m->params, "cursor"))
+                return jsonrpc_error(m->id, JSONRPC_INVALID_PARAMS, "Invalid cursor", NULL);
+        list = s->domain->resource_templates ? json_loads(s->domain->resource_templates, 0, NULL) : json_array();
+        return list ? jsonrpc_result(m->id, json_pack("{s:o}", "resourceTemplates", list)) : NULL;
 }
 
 static json_t *on_resources_read(struct mcp_server *s, const struct jsonrpc_msg *m) {
@@ -351,6 +525,122 @@ static json_t *on_resources_read(struct mcp_server *s, const struct jsonrpc_msg 
         return jsonrpc_result(m->id, json_pack("{s:o}", "contents", contents));
 }
 
+static json_t *on_resources_subscribe(struct mcp_server *s, const struct jsonrpc_msg *m) {
+        const char *uri = json_string_value(json_object_get(m->params, "uri"));
+
+        if (!s->domain->subscribe)
+                return jsonrpc_error(m->id, JSONRPC_METHOD_NOT_FOUND, "Method not found", NULL);
+        if (!uri)
+                return jsonrpc_error(m->id, JSONRPC_INVALID_PARAMS, "Invalid params: uri must be a string", NULL);
+        if (streq(m->method, "resources/subscribe"))
+                json_object_set_new(s->subscriptions, uri, json_true());
+        else
+                json_object_del(s->subscriptions, uri);
+        return jsonrpc_result(m->id, json_object());
+}
+
+/* ---- prompts ---- */
+
+static json_t *on_prompts_list(struct mcp_server *s, const struct jsonrpc_msg *m) {
+        if (!s->domain->n_prompts)
+                return jsonrpc_error(m->id, JSONRPC_METHOD_NOT_FOUND, "Method not found", NULL);
+        if (json_object_get(m->params, "cursor"))
+                return jsonrpc_error(m->id, JSONRPC_INVALID_PARAMS, "Invalid cursor", NULL);
+        return jsonrpc_result(m->id, json_deep_copy(s->prompts_list));
+}
+
+static const struct prompt *prompt_find(const struct mcp_server *s, const char *name) {
+        for (size_t i = 0; name && i < s->domain->n_prompts; i++)
+                if (streq(s->domain->prompts[i].name, name))
+                        return &s->domain->prompts[i];
+        return NULL;
+}
+
+static json_t *on_prompts_get(struct mcp_server *s, const struct jsonrpc_msg *m) {
+        const char *name = json_string_value(json_object_get(m->params, "name"));
+        const json_t *arguments = json_object_get(m->params, "arguments"), *v;
+        _cleanup_json_ json_t *empty = json_object();
+        struct worker_principal principal;
+        const struct prompt *p;
+        json_t *result = NULL;
+        const char *k;
+        int r;
+
+        if (!s->domain->n_prompts)
+                return jsonrpc_error(m->id, JSONRPC_METHOD_NOT_FOUND, "Method not found", NULL);
+        if (!name)
+                return jsonrpc_error(m->id, JSONRPC_INVALID_PARAMS, "Invalid params: name must be a string", NULL);
+        if (arguments && !json_is_object(arguments))
+                return jsonrpc_error(m->id, JSONRPC_INVALID_PARAMS, "Invalid params: arguments must be an object",
+                                     NULL);
+        json_object_foreach((json_t *) arguments, k, v)
+                if (!json_is_string(v))
+                        return jsonrpc_error(m->id, JSONRPC_INVALID_PARAMS,
+                                             "Invalid params: prompt arguments must be strings", NULL);
+        p = prompt_find(s, name);
+        if (!p)
+                return jsonrpc_error(m->id, JSONRPC_INVALID_PARAMS, "Invalid params: unknown prompt",
+                                     json_pack("{s:s}", "name", name));
+        if (principal_parse(m->params, &principal) < 0)
+                return jsonrpc_error(m->id, JSONRPC_INVALID_PARAMS,
+                                     "Invalid params: malformed _meta[\"" META_PRINCIPAL "\"]", NULL);
+        r = p->handler(&(struct prompt_call) { .server = s, .domain_state = s->domain_state, .principal = &principal,
+                                               .arguments = arguments ? arguments : empty, .params = m->params },
+                       &result);
+        if (r == -EINVAL)
+                return jsonrpc_error(m->id, JSONRPC_INVALID_PARAMS, "Invalid params: missing or invalid prompt "
+                                     "arguments", json_pack("{s:s}", "name", name));
+        if (r < 0) {
+                log_error_errno(r, "Prompt %s failed: %m", name);
+                return jsonrpc_error(m->id, JSONRPC_INTERNAL_ERROR, "Internal error", NULL);
+        }
+        return jsonrpc_result(m->id, result);
+}
+
+/* ---- completion, logging ---- */
+
+static json_t *on_complete(struct mcp_server *s, const struct jsonrpc_msg *m) {
+        const json_t *ref = json_object_get(m->params, "ref"), *argument = json_object_get(m->params, "argument");
+        const char *type = json_string_value(json_object_get(ref, "type"));
+        const char *name = json_string_value(json_object_get(argument, "name"));
+        const char *value = json_string_value(json_object_get(argument, "value"));
+        json_t *values = NULL;
+        size_t total;
+        int r;
+
+        if (!s->domain->complete)
+                return jsonrpc_error(m->id, JSONRPC_METHOD_NOT_FOUND, "Method not found", NULL);
+        if (!type || !name || !value ||
+            !(streq(type, "ref/prompt") ? json_is_string(json_object_get(ref, "name")) :
+              streq(type, "ref/resource") ? json_is_string(json_object_get(ref, "uri")) : false))
+                return jsonrpc_error(m->id, JSONRPC_INVALID_PARAMS, "Invalid params: completion/complete needs a "
+                                     "ref/prompt or ref/resource ref and an argument name and value", NULL);
+        r = s->domain->complete(s->domain_state, ref, name, value, &values);
+        if (r == -ENOENT)
+                return jsonrpc_error(m->id, JSONRPC_INVALID_PARAMS, "Invalid params: unknown prompt or resource", NULL);
+        if (r < 0) {
+                log_error_errno(r, "Completion failed: %m");
+                return jsonrpc_error(m->id, JSONRPC_INTERNAL_ERROR, "Internal error", NULL);
+        }
+        /* The spec caps one answer at 100 values. */
+        total = json_array_size(values);
+        while (json_array_size(values) > 100)
+                json_array_remove(values, json_array_size(values) - 1);
+        return jsonrpc_result(m->id, json_pack("{s:{s:o, s:I, s:b}}", "completion", "values", values,
+                                               "total", (json_int_t) total, "hasMore", total > 100));
+}
+
+static json_t *on_set_level(struct mcp_server *s, const struct jsonrpc_msg *m) {
+        int i = log_level_index(json_string_value(json_object_get(m->params, "level")));
+
+        if (!s->domain->logging)
+                return jsonrpc_error(m->id, JSONRPC_METHOD_NOT_FOUND, "Method not found", NULL);
+        if (i < 0)
+                return jsonrpc_error(m->id, JSONRPC_INVALID_PARAMS, "Invalid params: unknown log level", NULL);
+        s->log_level = i;
+        return jsonrpc_result(m->id, json_object());
+}
+
 static const struct method methods[] = {
         { "initialize", false, on_initialize },
         { "notifications/initialized", true, on_initialized },
@@ -361,6 +651,12 @@ static const struct method methods[] = {
         { "resources/list", false, on_resources_list },
         { "resources/templates/list", false, on_resource_templates_list },
         { "resources/read", false, on_resources_read },
+        { "resources/subscribe", false, on_resources_subscribe },
+        { "resources/unsubscribe", false, on_resources_subscribe },
+        { "prompts/list", false, on_prompts_list },
+        { "prompts/get", false, on_prompts_get },
+        { "completion/complete", false, on_complete },
+        { "logging/setLevel", false, on_set_level },
 };
 
 static const struct method *method_find(const char *name) {
@@ -384,8 +680,8 @@ static int handle_line(struct mcp_server *s, const char *line, size_t len) {
                 return error ? send_msg(s, error) : 0;
         }
         if (m.kind == JSONRPC_RESPONSE) {
-                /* We never send requests, so there is nothing a response could answer. */
-                log_warning("Ignoring an unsolicited response");
+                /* An answer to a request we gave up on (timeout), or nothing we asked. */
+                log_warning("Ignoring a response to no pending request");
                 jsonrpc_msg_done(&m);
                 return 0;
         }
@@ -401,7 +697,9 @@ static int handle_line(struct mcp_server *s, const char *line, size_t len) {
         if (!method || method->notification)
                 reply = jsonrpc_error(m.id, JSONRPC_METHOD_NOT_FOUND, "Method not found", NULL);
         else {
+                s->current_id = m.id;
                 reply = method->handle(s, &m);
+                s->current_id = NULL;
                 if (!reply)
                         reply = jsonrpc_error(m.id, JSONRPC_INTERNAL_ERROR, "Internal error", NULL);
         }
@@ -416,11 +714,30 @@ static bool blank(const char *line, size_t len) {
         return true;
 }
 
+/* Handles the oldest line deferred while a handler waited for the client. 0 when there was none. */
+static int process_deferred(struct mcp_server *s) {
+        _cleanup_json_ json_t *line = NULL;
+        int r;
+
+        if (json_array_size(s->deferred) == 0)
+                return 0;
+        line = json_incref(json_array_get(s->deferred, 0));
+        json_array_remove(s->deferred, 0);
+        r = handle_line(s, json_string_value(line), json_string_length(line));
+        return r < 0 ? r : 1;
+}
+
 int mcp_server_process(struct mcp_server *s) {
         for (;;) {
                 char *line;
                 size_t len;
-                int r = linebuf_next(&s->in, &line, &len);
+                int r = process_deferred(s);
+
+                if (r < 0)
+                        return r;
+                if (r > 0)
+                        continue;
+                r = linebuf_next(&s->in, &line, &len);
 
                 if (r == 0)
                         return 0;
@@ -455,6 +772,7 @@ int mcp_server_run(struct mcp_server *s, int in_fd) {
         sigdelset(&wait_mask, SIGTERM);
         sigdelset(&wait_mask, SIGINT);
 
+        s->in_fd = in_fd;
         while (!stop_requested) {
                 struct pollfd p = { .fd = in_fd, .events = POLLIN };
                 ssize_t n;
@@ -521,7 +839,7 @@ static int tools_prepare(struct mcp_server *s) {
                 if (!s->input_schemas[i])
                         return log_error_errno(EINVAL, "Input schema of tool %s: %s", t->name, jerr.text);
                 /* Fail at start-up, not per call, when a schema uses what the validator cannot check. */
-                if (schema_check(s->input_schemas[i], err, sizeof(err)) < 0)
+                if (t->handler && schema_check(s->input_schemas[i], err, sizeof(err)) < 0)
                         return log_error_errno(EINVAL, "Input schema of tool %s: %s", t->name, err);
                 if (json_array_append_new(list, tool_describe(t, s->input_schemas[i])) < 0)
                         return -EINVAL;
@@ -529,11 +847,44 @@ static int tools_prepare(struct mcp_server *s) {
         return 0;
 }
 
+static int prompts_prepare(struct mcp_server *s) {
+        json_t *list = json_array();
+
+        s->prompts_list = json_pack("{s:o}", "prompts", list);
+        if (!s->prompts_list)
+                return log_oom();
+        for (size_t i = 0; i < s->domain->n_prompts; i++) {
+                const struct prompt *p = &s->domain->prompts[i];
+                json_t *d = json_pack("{s:s, s:s}", "name", p->name, "description", p->description), *args;
+
+                if (d && p->title)
+                        json_object_set_new(d, "title", json_string(p->title));
+                if (d && p->arguments) {
+                        args = json_loads(p->arguments, 0, NULL);
+                        if (!json_is_array(args)) {
+                                json_decref(args);
+                                json_decref(d);
+                                return log_error_errno(EINVAL, "Arguments of prompt %s are not a JSON array", p->name);
+                        }
+                        json_object_set_new(d, "arguments", args);
+                }
+                if (json_array_append_new(list, d) < 0)
+                        return -EINVAL;
+        }
+        return 0;
+}
+
 int mcp_server_init(struct mcp_server *s, const struct domain *d, void *domain_state, int out_fd) {
-        *s = (struct mcp_server) { .domain = d, .domain_state = domain_state, .out_fd = out_fd };
+        int r;
+
+        *s = (struct mcp_server) { .domain = d, .domain_state = domain_state, .out_fd = out_fd, .in_fd = -1,
+                                   .deferred = json_array(), .subscriptions = json_object() };
         linebuf_init(&s->in, BASTION_MAX_LINE);
         outbuf_init(&s->out, WORKER_MAX_OUT_BACKLOG);
-        return tools_prepare(s);
+        if (!s->deferred || !s->subscriptions)
+                return log_oom();
+        r = tools_prepare(s);
+        return r < 0 ? r : prompts_prepare(s);
 }
 
 void mcp_server_done(struct mcp_server *s) {
@@ -541,7 +892,10 @@ void mcp_server_done(struct mcp_server *s) {
                 json_decref(s->input_schemas[i]);
         free(s->input_schemas);
         json_decref(s->tools_list);
+        json_decref(s->prompts_list);
+        json_decref(s->deferred);
+        json_decref(s->subscriptions);
         linebuf_done(&s->in);
         outbuf_done(&s->out);
-        *s = (struct mcp_server) { .out_fd = -1 };
+        *s = (struct mcp_server) { .out_fd = -1, .in_fd = -1 };
 }

@@ -6,12 +6,17 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "linebuf.h"
 
 #define WORKER_PROTOCOL_VERSION "2025-11-25"
 #define META_PRINCIPAL "dev.bastion/principal"
+/* On a notification or request the worker sends while serving a request: that request's id, so the
+ * broker can route it to the client call it belongs to (and strips it before passing it on). */
+#define META_RELATED "dev.bastion/related"
+#define META_CLIENT_CAPABILITIES "io.modelcontextprotocol/clientCapabilities"
 
 /* Who the broker says is calling, parsed once from params._meta["dev.bastion/principal"].
  * Strings are borrowed from the request and live as long as the call. */
@@ -34,6 +39,12 @@ struct tool_call {
         const json_t *arguments;        /* object, never NULL */
         const json_t *progress_token;   /* _meta.progressToken, or NULL */
         double last_progress;
+        const json_t *params;           /* the whole request params (inputResponses, requestState, _meta) */
+        /* Set by a handler that must answer with a JSON-RPC error rather than a result (e.g. -32021 for a
+         * capability the client did not declare); error_data is stolen. */
+        int error_code;
+        const char *error_message;
+        json_t *error_data;
 };
 
 /* Returns 0 and a CallToolResult (tool_result_*) in *ret, or a negative errno for an internal
@@ -47,7 +58,28 @@ struct tool {
         const char *input_schema;       /* JSON text; root is "type":"object" */
         const char *output_schema;      /* JSON text or NULL; when set, every success honours it */
         bool read_only, destructive, idempotent, open_world;
+        /* NULL: listed only. Its input_schema may then use keywords lib/schema cannot enforce; it is
+         * offered verbatim and every call is refused (the broker refuses such a call too). */
         tool_handler_t handler;
+};
+
+/* One prompts/get: arguments is an object of strings (never NULL). Same contract as tool_handler_t,
+ * but *ret is a GetPromptResult, or an InputRequiredResult for the 2026-07-28 round trip. A prompt
+ * that does not exist is answered by the skeleton; a handler returns -EINVAL for missing arguments. */
+struct prompt_call {
+        struct mcp_server *server;
+        void *domain_state;
+        const struct worker_principal *principal;
+        const json_t *arguments;
+        const json_t *params;
+};
+
+struct prompt {
+        const char *name;
+        const char *title;
+        const char *description;
+        const char *arguments;          /* JSON text: array of PromptArgument, or NULL */
+        int (*handler)(struct prompt_call *call, json_t **ret);
 };
 
 struct domain {
@@ -66,6 +98,20 @@ struct domain {
          * another negative errno on failure. */
         int (*resources_list)(void *state, const struct worker_principal *p, json_t *resources);
         int (*resource_read)(void *state, const struct worker_principal *p, const char *uri, json_t **ret_contents);
+        /* Resource templates, optional: JSON text of the resourceTemplates array. */
+        const char *resource_templates;
+        /* Prompts, optional: a domain without prompts declares no prompts capability. */
+        const struct prompt *prompts;
+        size_t n_prompts;
+        /* completion/complete, optional: sets *ret_values to an array of strings for the argument of
+         * the prompt or resource template `ref`. Declares the completions capability. */
+        int (*complete)(void *state, const json_t *ref, const char *argument, const char *value,
+                        json_t **ret_values);
+        /* Declares the logging capability (notifications/message, logging/setLevel). */
+        bool logging;
+        /* Declares resources.subscribe: subscriptions are tracked by the skeleton (see
+         * mcp_server_resource_updated). */
+        bool subscribe;
 };
 
 extern const struct domain inventory_domain;
@@ -73,6 +119,7 @@ extern const struct domain orders_domain;
 extern const struct domain logistics_domain;
 extern const struct domain returns_domain;
 extern const struct domain payments_domain;
+extern const struct domain conformance_domain;
 
 /* ---- credential.c ---- */
 
@@ -99,6 +146,13 @@ struct mcp_server {
         struct outbuf out;
         int out_fd;                     /* -1: replies stay queued in `out` (tests) */
         bool initialized;
+        int in_fd;                      /* for mcp_server_request(); -1: requests to the client fail */
+        int log_level;                  /* index into the syslog-style MCP levels; lower is more verbose */
+        const json_t *current_id;       /* id of the request being served, or NULL */
+        json_t *deferred;               /* array of lines read while waiting for a client answer */
+        json_t *subscriptions;          /* object: subscribed URI -> true */
+        json_t *prompts_list;           /* the prompts/list result, built once */
+        int64_t next_request_id;
 };
 
 int mcp_server_init(struct mcp_server *s, const struct domain *d, void *domain_state, int out_fd);
@@ -120,3 +174,17 @@ json_t *tool_result_error(const char *fmt, ...) __attribute__((format(printf, 1,
 int tool_fail(json_t **ret, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Sends notifications/progress when the call asked for it (progress must increase). */
 int tool_call_progress(struct tool_call *call, double progress, double total, const char *message);
+/* Sends notifications/message at `level` ("debug" … "emergency") unless the level set with
+ * logging/setLevel filters it out. `data` is stolen. */
+int mcp_server_log(struct mcp_server *s, const char *level, const char *logger, json_t *data);
+/* Sends a request to the client (sampling/createMessage, elicitation/create, roots/list) on behalf
+ * of the request being served, and waits up to timeout_ms for its answer; other messages that arrive
+ * meanwhile are handled afterwards. Returns 0 with *ret_result (owned), or 0 with *ret_error (owned;
+ * the client or the broker refused), or a negative errno (-ETIMEDOUT, -EPIPE, ...). */
+int mcp_server_request(struct mcp_server *s, const char *method, json_t *params, unsigned timeout_ms,
+                       json_t **ret_result, json_t **ret_error);
+/* Sends notifications/resources/updated when the URI is subscribed. */
+int mcp_server_resource_updated(struct mcp_server *s, const char *uri);
+/* The client capabilities the request carries (_meta io.modelcontextprotocol/clientCapabilities, which
+ * the broker fills in for both eras), or NULL. */
+const json_t *request_client_caps(const json_t *params);

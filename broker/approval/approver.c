@@ -1,6 +1,6 @@
 /* `approver` approvals (four eyes): the call records a pending approval and is refused; a different
  * person whose role holds approvals:grant approves it with bastionctl; the requester then repeats the
- * identical call, which runs once. Bound to requester uid, server, tool and a hash of the arguments;
+ * identical call, which runs once. Bound to the requester (kind, sub), server, tool and an arguments hash;
  * single use; expires. Kept in the broker's memory: a broker restart forgets them (fail closed — the
  * requester asks again). */
 #include "config.h"
@@ -28,8 +28,8 @@ static const char *const state_names[] = { "pending", "approved", "denied" };
 struct pending_approval {
         struct pending_approval *next;
         char id[24];
-        uid_t requester_uid;
-        char requester[32];
+        struct principal who;           /* the requester, as identified then */
+        char requester[BASTION_JWT_MAX_SUB + 1];
         char server[BASTION_NAME_BUF];
         char tool[128];
         char digest[65];
@@ -37,7 +37,7 @@ struct pending_approval {
         uint64_t created_ms, expires_ms, decided_ms;    /* wall clock, for people and the audit log */
         uint64_t deadline_boot_ms;                      /* CLOCK_BOOTTIME: what expiry is decided on */
         enum approval_state state;
-        char decided_by[32];
+        char decided_by[BASTION_JWT_MAX_SUB + 1];
 };
 
 static struct pending_approval *approvals;
@@ -78,10 +78,7 @@ static void approval_free(struct pending_approval *a) {
 
 /* Expired approvals are gone, whatever their state. */
 static struct principal requester_of(const struct pending_approval *a) {
-        struct principal p = { .uid = a->requester_uid };
-
-        snprintf(p.sub, sizeof(p.sub), "%s", a->requester);
-        return p;
+        return a->who;
 }
 
 static unsigned approvals_expire(struct broker *b) {
@@ -112,7 +109,7 @@ static unsigned approvals_of(const char *requester) {
 
 static struct pending_approval *approval_match(const struct client *c, const char *tool, const char *digest) {
         for (struct pending_approval *a = approvals; a; a = a->next)
-                if (a->requester_uid == c->principal.uid && streq(a->server, c->server) && streq(a->tool, tool) &&
+                if (principal_same(&a->who, &c->principal) && streq(a->server, c->server) && streq(a->tool, tool) &&
                     streq(a->digest, digest))
                         return a;
         return NULL;
@@ -163,7 +160,7 @@ void approver_call(struct client *c, enum era era, json_t *id, const char *tool,
         randombytes_buf(rnd, sizeof(rnd));
         sodium_bin2hex(hex, sizeof(hex), rnd, sizeof(rnd));
         snprintf(a->id, sizeof(a->id), "apr-%s", hex);
-        a->requester_uid = c->principal.uid;
+        a->who = c->principal;
         snprintf(a->requester, sizeof(a->requester), "%s", c->principal.sub);
         snprintf(a->server, sizeof(a->server), "%s", c->server);
         snprintf(a->tool, sizeof(a->tool), "%s", tool);
@@ -276,7 +273,7 @@ json_t *approvals_command(struct broker *b, json_t *request) {
                 return reply_error("no approval %s is waiting (unknown, expired or already decided)", id ? id : "");
         if (a->state != APPROVAL_PENDING)
                 return reply_error("approval %s was already decided", a->id);
-        if (a->requester_uid == peer.uid)
+        if (principal_same(&a->who, &peer))
                 return reply_error("refused: %s cannot approve their own request (four eyes)", peer.sub);
         a->state = streq(op, "approve") ? APPROVAL_GRANTED : APPROVAL_DENIED;
         a->decided_ms = now_ms();

@@ -3,8 +3,8 @@
  * 2025-11-25: the broker holds the validated call and asks the client with `elicitation/create`
  * (the client must have declared elicitation at initialize); the held arguments cannot change.
  * 2026-07-28: stateless. The broker answers with an InputRequiredResult whose requestState is sealed
- * (XChaCha20-Poly1305 with a key that never leaves this process) and binds uid, server, tool, a hash
- * of the arguments, an expiry and a one-time nonce. The retry must present the same arguments; a used
+ * (XChaCha20-Poly1305 with a key that never leaves this process) and binds the caller (its kind and
+ * sub), server, tool, a hash of the arguments, an expiry and a one-time nonce. The retry must present the same arguments; a used
  * nonce is remembered until its state expires, so a state works once. */
 #include "config.h"
 
@@ -22,7 +22,7 @@
 #include "log.h"
 #include "util.h"
 
-#define CONFIRM_KEY "confirm"
+#define CONFIRM_KEY BROKER_CONFIRM_KEY
 #define ELICIT_ID_PREFIX "bastion-confirm-"
 
 struct used_nonce {
@@ -166,7 +166,7 @@ static void confirm_legacy(struct client *c, json_t *id, const char *tool, json_
         c->b->held = h;
         c->inflight++;
         eid = json_sprintf(ELICIT_ID_PREFIX "%" PRId64, h->elicit_id);
-        client_send(c, jsonrpc_request(eid, "elicitation/create", question));
+        client_send_related(c, jsonrpc_request(eid, "elicitation/create", question), id);
 }
 
 /* The client's answer to our elicitation/create. False if it answers nothing we asked. */
@@ -222,8 +222,8 @@ static char *state_seal(const struct client *c, const char *tool, const json_t *
         arguments_digest(arguments, digest);
         randombytes_buf(once, sizeof(once));
         sodium_bin2hex(once_hex, sizeof(once_hex), once, sizeof(once));
-        j = json_pack("{s:i, s:I, s:s, s:s, s:s, s:I, s:s}", "v", 1, "uid", (json_int_t) c->principal.uid,
-                      "server", c->server, "tool", tool, "args", digest,
+        j = json_pack("{s:i, s:i, s:s, s:s, s:s, s:s, s:I, s:s}", "v", 1, "src", (int) c->principal.source,
+                      "sub", c->principal.sub, "server", c->server, "tool", tool, "args", digest,
                       "exp", (json_int_t) (now_ms() + c->b->config.confirm_timeout_ms), "once", once_hex);
         plain = json_dumps(j, JSON_COMPACT);
         if (!plain)
@@ -249,7 +249,8 @@ static json_t *state_open(const struct client *c, const char *tool, const json_t
         unsigned char box[BASTION_MAX_CONFIRM_STATE], plain[BASTION_MAX_CONFIRM_STATE];
         unsigned long long plain_len;
         const char *server, *stool, *sargs, *once;
-        json_int_t v, uid, exp;
+        json_int_t v, src, exp;
+        const char *sub;
         char digest[65];
         size_t box_len;
         json_t *j;
@@ -263,13 +264,14 @@ static json_t *state_open(const struct client *c, const char *tool, const json_t
                                                        NULL, 0, box, state_key) < 0)
                 return NULL;
         j = json_loadb((char *) plain, plain_len, JSON_REJECT_DUPLICATES, NULL);
-        if (json_unpack(j, "{s:I, s:I, s:s, s:s, s:s, s:I, s:s}", "v", &v, "uid", &uid, "server", &server, "tool",
-                        &stool, "args", &sargs, "exp", &exp, "once", &once) < 0 || v != 1) {
+        if (json_unpack(j, "{s:I, s:I, s:s, s:s, s:s, s:s, s:I, s:s}", "v", &v, "src", &src, "sub", &sub,
+                        "server", &server, "tool", &stool, "args", &sargs, "exp", &exp, "once", &once) < 0 || v != 1) {
                 json_decref(j);
                 return NULL;
         }
         arguments_digest(arguments, digest);
-        if ((uid_t) uid != c->principal.uid || !streq(server, c->server) || !streq(stool, tool))
+        if (src != (json_int_t) c->principal.source || !streq(sub, c->principal.sub) || !streq(server, c->server) ||
+            !streq(stool, tool))
                 *why = "requestState was issued for another caller or tool";
         else if (!streq(sargs, digest))
                 *why = "the arguments differ from the ones that were confirmed";

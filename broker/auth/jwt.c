@@ -298,6 +298,30 @@ static int claim_string(struct verify *v, json_t *claims, const char *name, char
         return 0;
 }
 
+/* The token's scopes as one space-separated string: "scope" (RFC 9068, RFC 8693) when present, else
+ * "scp" as issued by some servers, a string or an array of scope strings (joined with spaces). */
+static int claim_scopes(struct verify *v, json_t *claims, char *buf, size_t size) {
+        json_t *scp = json_object_get(claims, "scp"), *s;
+        size_t i, n = 0;
+
+        if (json_object_get(claims, "scope") || !json_is_array(scp))
+                return claim_string(v, claims, json_object_get(claims, "scope") ? "scope" : "scp", buf, size);
+        buf[0] = 0;
+        json_array_foreach(scp, i, s) {
+                size_t len = json_string_length(s);
+
+                if (!json_is_string(s) || len == 0 || strchr(json_string_value(s), ' '))
+                        return refuse(v, JWT_R_BAD_CLAIMS, "claim \"scp\" has an entry that is not one scope");
+                if (n + (n > 0) + len >= size)
+                        return refuse(v, JWT_R_CLAIM_TOO_LONG, "claim \"scp\" is longer than %zu bytes", size - 1);
+                if (n > 0)
+                        buf[n++] = ' ';
+                memcpy(buf + n, json_string_value(s), len + 1);
+                n += len;
+        }
+        return 0;
+}
+
 /* RFC 8707 audience binding: a token minted for another server of this host is not ours. */
 static int audience_check(struct verify *v, json_t *claims, const char *audience) {
         json_t *aud = json_object_get(claims, "aud"), *a;
@@ -362,7 +386,7 @@ static int claims_check(struct verify *v, const struct jws *j, const struct jwt_
         if (r < 0)
                 return r;
         if ((r = claim_string(v, claims, "sub", c->sub, sizeof(c->sub))) < 0 ||
-            (r = claim_string(v, claims, "scope", c->scope, sizeof(c->scope))) < 0 ||
+            (r = claim_scopes(v, claims, c->scope, sizeof(c->scope))) < 0 ||
             (r = claim_string(v, claims, e->role_claim, c->role, sizeof(c->role))) < 0 ||
             (r = claim_string(v, claims, e->tenant_claim, c->tenant, sizeof(c->tenant))) < 0)
                 return r;
@@ -400,11 +424,15 @@ int jwt_verify(const struct jwks *keys, const char *token, size_t len, const str
 }
 
 bool jwt_claims_has_scope(const struct jwt_claims *c, const char *scope) {
+        return jwt_scope_list_has(c->scope, scope);
+}
+
+bool jwt_scope_list_has(const char *list, const char *scope) {
         size_t n = scope ? strlen(scope) : 0;
 
         if (n == 0)
                 return false;
-        for (const char *p = c->scope; *p; ) {
+        for (const char *p = list; *p; ) {
                 size_t w = strcspn(p, " ");
 
                 if (w == n && memcmp(p, scope, n) == 0)

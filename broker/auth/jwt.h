@@ -54,7 +54,7 @@ struct jwt_expect {
  * tenant are optional here; whoever maps them to permissions fails closed on ""). */
 struct jwt_claims {
         char sub[BASTION_JWT_MAX_SUB + 1];
-        char scope[BASTION_JWT_MAX_SCOPE + 1];  /* space-separated, as in the token */
+        char scope[BASTION_JWT_MAX_SCOPE + 1];  /* space-separated: "scope", else "scp" joined */
         char role[BASTION_JWT_MAX_ROLE + 1];
         char tenant[BASTION_JWT_MAX_TENANT + 1];
         char kid[BASTION_JWK_MAX_KID + 1];
@@ -70,8 +70,10 @@ struct jwt_claims {
 int jwt_verify(const struct jwks *keys, const char *token, size_t len, const struct jwt_expect *expect,
                time_t now, struct jwt_claims *ret, enum jwt_reason *ret_reason, char *err, size_t errlen);
 
-/* Whether the space-separated scope claim grants exactly that scope. */
+/* Whether the space-separated scope claim grants exactly that scope (no prefixes, no wildcards). */
 bool jwt_claims_has_scope(const struct jwt_claims *c, const char *scope);
+/* The same test on any space-separated scope list (a principal keeps its token's list). */
+bool jwt_scope_list_has(const char *list, const char *scope);
 
 /* Verified-token cache: a token verified once for an expectation is accepted again, without the
  * signature check, until its exp (+ leeway). Keyed by SHA-256 over the expectation and the token;

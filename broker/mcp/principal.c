@@ -1,4 +1,5 @@
-/* Local identity: SO_PEERCRED (and SO_PEERGROUPS) of the connection, mapped through the config. */
+/* Identity: SO_PEERCRED (and SO_PEERGROUPS) of a local connection mapped through the config, or the
+ * claims of a verified access token (broker/http/auth.c fills those in). */
 #include "config.h"
 
 #include <errno.h>
@@ -13,7 +14,7 @@ int principal_from_socket(int fd, struct principal *ret) {
         socklen_t len = sizeof(cred);
         socklen_t glen;
 
-        *ret = (struct principal) {};
+        *ret = (struct principal) { .source = PRINCIPAL_LOCAL };
         if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
                 return -errno;
         ret->uid = cred.uid;
@@ -36,8 +37,11 @@ static bool principal_in_group(const struct principal *p, gid_t gid) {
         return false;
 }
 
-/* A user entry wins over a group entry; within a kind the first match in the file wins. */
+/* A user entry wins over a group entry; within a kind the first match in the file wins. Remote
+ * principals are not in the users map: their role comes from the token. */
 const struct principal_map *principal_lookup(const struct bastion_config *cfg, const struct principal *p) {
+        if (p->source != PRINCIPAL_LOCAL)
+                return NULL;
         for (size_t i = 0; i < cfg->n_principals; i++)
                 if (cfg->principals[i].kind == PRINCIPAL_UID && cfg->principals[i].id == p->uid)
                         return &cfg->principals[i];
@@ -47,13 +51,39 @@ const struct principal_map *principal_lookup(const struct bastion_config *cfg, c
         return NULL;
 }
 
+const char *principal_role_name(const struct bastion_config *cfg, const struct principal *p) {
+        const struct role *r = policy_role(cfg, p);
+
+        return r ? r->name : NULL;
+}
+
+const char *principal_tenant(const struct bastion_config *cfg, const struct principal *p) {
+        const struct principal_map *m;
+
+        if (p->source != PRINCIPAL_LOCAL)
+                return p->tenant[0] ? p->tenant : NULL;
+        m = principal_lookup(cfg, p);
+        return m ? m->tenant : NULL;
+}
+
+bool principal_same(const struct principal *a, const struct principal *b) {
+        return a->source == b->source && streq(a->sub, b->sub);
+}
+
+/* What a worker learns about the caller: sub, tenant, role and the effective scopes (role ∩ token),
+ * never the token. */
 json_t *principal_to_meta(const struct bastion_config *cfg, const struct principal *p) {
-        const struct principal_map *m = principal_lookup(cfg, p);
-        const struct role *role = m ? config_find_role(cfg, m->role) : NULL;
-        json_t *scopes = json_array();
+        const struct role *role = policy_role(cfg, p);
+        json_t *scopes = json_array(), *meta;
 
         for (size_t i = 0; role && i < role->n_scopes; i++)
-                json_array_append_new(scopes, json_string(role->scopes[i]));
-        return json_pack("{s:s, s:I, s:s?, s:s?, s:o}", "sub", p->sub, "uid", (json_int_t) p->uid,
-                         "tenant", m ? m->tenant : NULL, "role", role ? role->name : NULL, "scopes", scopes);
+                if (!policy_missing_scope(cfg, p, &role->scopes[i], 1))
+                        json_array_append_new(scopes, json_string(role->scopes[i]));
+        meta = json_pack("{s:s, s:s?, s:s?, s:[], s:o}", "sub", p->sub, "tenant", principal_tenant(cfg, p),
+                         "role", role ? role->name : NULL, "roles", "scopes", scopes);
+        if (meta && role)
+                json_array_append_new(json_object_get(meta, "roles"), json_string(role->name));
+        if (meta && p->source == PRINCIPAL_LOCAL)
+                json_object_set_new(meta, "uid", json_integer(p->uid));
+        return meta;
 }

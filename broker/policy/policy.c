@@ -1,12 +1,18 @@
-/* Authorization: role -> scopes from the broker's configuration, never from a worker. */
+/* Authorization: role -> scopes from the broker's configuration, never from a worker. A token caller
+ * holds a scope only when both its role and its token grant it (effective = token ∩ role). */
 #include "config.h"
 
+#include "broker/auth/jwt.h"
 #include "broker/broker.h"
 #include "util.h"
 
 const struct role *policy_role(const struct bastion_config *cfg, const struct principal *p) {
-        const struct principal_map *m = principal_lookup(cfg, p);
+        const struct principal_map *m;
 
+        if (p->source != PRINCIPAL_LOCAL)
+                /* "" (no role claim) matches no role: fail closed. */
+                return p->role[0] ? config_find_role(cfg, p->role) : NULL;
+        m = principal_lookup(cfg, p);
         return m ? config_find_role(cfg, m->role) : NULL;
 }
 
@@ -17,12 +23,18 @@ static bool role_has_scope(const struct role *r, const char *scope) {
         return false;
 }
 
+static bool principal_has_scope(const struct role *r, const struct principal *p, const char *scope) {
+        if (!role_has_scope(r, scope))
+                return false;
+        return p->source != PRINCIPAL_TOKEN || jwt_scope_list_has(p->scope, scope);
+}
+
 const char *policy_missing_scope(const struct bastion_config *cfg, const struct principal *p,
                                  char *const *scopes, size_t n_scopes) {
         const struct role *r = policy_role(cfg, p);
 
         for (size_t i = 0; i < n_scopes; i++)
-                if (!role_has_scope(r, scopes[i]))
+                if (!principal_has_scope(r, p, scopes[i]))
                         return scopes[i];
         return NULL;
 }

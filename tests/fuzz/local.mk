@@ -36,7 +36,7 @@ CRITERION_TESTS += tests/fuzz/replay_worker
 tests_fuzz_replay_worker_SOURCES = tests/fuzz/replay.c tests/fuzz/fuzz_worker.c $(WORKER_SOURCES)
 tests_fuzz_replay_worker_CPPFLAGS = $(AM_CPPFLAGS) -DFUZZ_CORPUS_DIR=\"$(abs_top_srcdir)/tests/fuzz/corpus/worker\"
 tests_fuzz_replay_worker_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(SQLITE_CFLAGS) $(CRITERION_CFLAGS)
-tests_fuzz_replay_worker_LDADD = $(LIBBASTION) $(SQLITE_LIBS) $(CRITERION_LIBS)
+tests_fuzz_replay_worker_LDADD = $(LIBBASTION) $(SQLITE_LIBS) $(SODIUM_LIBS) $(CRITERION_LIBS)
 endif
 
 if ENABLE_FUZZING
@@ -45,5 +45,5 @@ tests_fuzz_fuzz_worker_SOURCES = tests/fuzz/fuzz_worker.c $(WORKER_SOURCES) \
 	lib/jsonrpc.c lib/linebuf.c lib/log.c lib/schema.c
 tests_fuzz_fuzz_worker_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(SQLITE_CFLAGS) $(FUZZ_FLAGS)
 tests_fuzz_fuzz_worker_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_FLAGS)
-tests_fuzz_fuzz_worker_LDADD = $(JANSSON_LIBS) $(SQLITE_LIBS)
+tests_fuzz_fuzz_worker_LDADD = $(JANSSON_LIBS) $(SQLITE_LIBS) $(SODIUM_LIBS)
 endif

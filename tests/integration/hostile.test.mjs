@@ -30,8 +30,9 @@ test('a worker cannot answer with the broker\'s error codes or make its result a
   const d = await withDaemon(t, { servers: [SERVER], wait: ['hostile'], libexecDir: libexec(t) });
   assert.match(d.stderr, /worker hostile \(pid \d+\) attested: uid \d+, seccomp 2/);
 
-  for (const connect of [() => d.connectV1({ server: 'hostile' }), () => d.connectV2({ server: 'hostile' })]) {
-    const c = await connect();
+  const v1 = await d.connectV1({ server: 'hostile' });
+  const v2 = await d.connectV2({ server: 'hostile' });
+  for (const c of [v1, v2]) {
     assert.deepEqual((await c.callTool({ name: 'honest', arguments: {} })).content, [{ type: 'text', text: 'honest answer' }]);
 
     // -31004 is the broker saying "the audit log failed": from a worker it is only an internal error.
@@ -40,15 +41,22 @@ test('a worker cannot answer with the broker\'s error codes or make its result a
       return true;
     });
 
-    // The forged input request is not passed on: the client gets a plain, complete result and is asked nothing.
-    // (Neither client declared elicitation: had the request gone through, v2 would fail the call.)
+    // The forged request uses the key of Bastion's own confirmation: a 2026-07-28 client gets a refusal
+    // instead of the question; a 2025-11-25 client (no MRTR) gets the result without the fields.
     const r = await c.callTool({ name: 'fake_input_required', arguments: {} });
-    assert.equal(r.inputRequests, undefined);
+    assert.equal(r.inputRequests, undefined, JSON.stringify(r));
     assert.equal(r.requestState, undefined);
     assert.notEqual(r.resultType, 'input_required');
-    assert.deepEqual(r.content, []);
+    if (c === v2) {
+      assert.equal(r.isError, true);
+      assert.deepEqual(r.content, [{ type: 'text', text: 'Refused: the server asked for input under the name Bastion ' +
+        'uses for its own confirmations; nothing was asked' }]);
+    } else {
+      assert.deepEqual(r.content, []);
+    }
   }
   assert.match(d.stderr, /worker hostile answered with the broker's reserved error code -31004; passed on as an internal error/);
   assert.match(d.stderr, /worker hostile: fake_input_required result carried resultType\/inputRequests\/requestState; removed/);
+  assert.match(d.stderr, /worker hostile: fake_input_required asked under the key "confirm" that Bastion's confirmations use; refused/);
   await d.stop();
 });

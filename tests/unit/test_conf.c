@@ -251,3 +251,50 @@ Test(conf, reload_keeps_each_server_on_its_uid, .init = make_dir, .fini = remove
         config_free(&old);
         config_free(&new);
 }
+
+/* ---- prompts (the conformance worker's, and any worker's that offers prompts) ---- */
+
+#define PROMPT_SERVER(body) \
+        ROLES "servers = {\n  conformance = {\n    domain = \"conformance\";\n" body "  };\n};\n"
+
+Test(conf, prompts_load_round_trip_and_refuse_bad_entries, .init = make_dir, .fini = remove_dir) {
+        static const struct bad bad[] = {
+                { PROMPT_SERVER("    prompts = { p = { scopes = [ \"x\" ]; mode = 1; }; };\n"),
+                  "7: servers.conformance.prompts.p: unknown key \"mode\"" },
+                { PROMPT_SERVER("    prompts = [ 1 ];\n"), "7: servers.conformance.prompts: expected a group { … }" },
+                { PROMPT_SERVER("    prompts = { p = { scopes = \"x\"; }; };\n"),
+                  "7: servers.conformance.prompts.p.scopes: expected a list of strings [ \"…\", … ]" },
+        };
+        _cleanup_free_ char *path = write_conf("p.conf", PROMPT_SERVER(
+                "    prompts = {\n      test_simple_prompt = { scopes = [ \"inventory:read\" ]; };\n"
+                "      other = { scopes = [ \"a\", \"b\" ]; };\n    };\n"));
+        struct bastion_config c = {}, back = {};
+        _cleanup_json_ json_t *j = NULL, *j2 = NULL;
+        char *error = NULL;
+
+        cr_assert_eq(config_load(path, &c, &error), 0, "%s", error);
+        cr_assert_eq(c.servers[0].n_prompts, 2);
+        cr_expect_str_eq(c.servers[0].prompts[0].name, "test_simple_prompt");
+        cr_expect_eq(c.servers[0].prompts[0].n_scopes, 1);
+        cr_expect_eq(c.servers[0].prompts[1].n_scopes, 2);
+        cr_expect_null(server_find_prompt(&c.servers[0], "nope"));
+        j = config_to_json(&c);
+        cr_assert_not_null(j);
+        cr_assert_eq(config_from_json(j, &back), 0);
+        j2 = config_to_json(&back);
+        cr_assert(json_equal(j, j2));
+        cr_expect_str_eq(server_find_prompt(&back.servers[0], "test_simple_prompt")->scopes[0], "inventory:read");
+        config_free(&c);
+        config_free(&back);
+
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                _cleanup_free_ char *p = write_conf("bad.conf", bad[i].text), *expected = NULL;
+                struct bastion_config b = {};
+
+                error = NULL;
+                cr_assert_eq(config_load(p, &b, &error), -EINVAL, "case %zu was accepted", i);
+                cr_assert_geq(asprintf(&expected, "%s:%s", p, bad[i].error), 0);
+                cr_expect_str_eq(error, expected, "case %zu: %s", i, error);
+                free(error);
+        }
+}

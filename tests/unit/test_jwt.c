@@ -442,6 +442,33 @@ Test(jwt, jwt_scope_match_is_whole_word) {
         cr_assert_not(jwt_claims_has_scope(&c, ""));
 }
 
+Test(jwt, jwt_reads_scp_when_there_is_no_scope) {
+        json_t *c = good_claims();
+        _cleanup_free_ char *t1 = NULL, *t2 = NULL, *t3 = NULL, *t4 = NULL;
+        struct jwt_claims got;
+
+        /* An array of scopes (as some servers issue it) is joined with spaces. */
+        json_object_del(c, "scope");
+        json_object_set_new(c, "scp", json_pack("[s, s]", "inventory:read", "inventory:reorder"));
+        t1 = mint("EdDSA", "EdDSA", "k-ed", json_deep_copy(c));
+        got = assert_accepted(t1);
+        cr_assert_str_eq(got.scope, "inventory:read inventory:reorder");
+        cr_assert(jwt_claims_has_scope(&got, "inventory:reorder"));
+        /* A string is taken as is. */
+        json_object_set_new(c, "scp", json_string("inventory:read"));
+        t2 = mint("EdDSA", "EdDSA", "k-ed", json_deep_copy(c));
+        cr_assert_str_eq(assert_accepted(t2).scope, "inventory:read");
+        /* "scope" wins when both are present. */
+        json_object_set_new(c, "scope", json_string("payments:read"));
+        t3 = mint("EdDSA", "EdDSA", "k-ed", json_deep_copy(c));
+        cr_assert_str_eq(assert_accepted(t3).scope, "payments:read");
+        /* An entry that is not exactly one scope refuses the token. */
+        json_object_del(c, "scope");
+        json_object_set_new(c, "scp", json_pack("[s, s]", "inventory:read", "a b"));
+        t4 = mint("EdDSA", "EdDSA", "k-ed", c);
+        assert_refused(t4, JWT_R_BAD_CLAIMS, EBADMSG);
+}
+
 /* ---- the attack table: each forgery refused, for its own reason ---- */
 
 Test(jwt, jwt_rejects_missing_and_empty_token) {
