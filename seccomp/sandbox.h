@@ -44,8 +44,19 @@ struct sandbox_spawn {
 
 int sandbox_spawn(const struct sandbox_spawn *s, pid_t *ret_pid);
 
+/* sandbox_spawn(), and for role WORKER a "ready" fd (else -1) for the caller to own: it hangs up
+ * (POLLHUP; it is never readable or to be written) when the child has finished sandbox_lockdown(),
+ * or died. Then is the time to attest; before it, attestation can only say "pending". A worker is
+ * also handed its seccomp filter precompiled (once per process, for pid 1) on that socket's other
+ * end, at fd 3 + n_fds, named by BASTION_SANDBOX_FILTER_FD in its environment; sandbox_lockdown()
+ * loads it instead of compiling its own and closes it as its last step. The hang-up is a hint, not
+ * a proof: the verdict is still sandbox_attest()'s, from /proc. */
+int sandbox_spawn_notify(const struct sandbox_spawn *s, pid_t *ret_pid, int *ret_ready_fd);
+
 /* Process side: called by the confined program after it has initialised its libraries and opened
- * what it needs, immediately before its main loop. Nothing after it may need a syscall outside the
+ * what it needs, immediately before its main loop. A worker started by sandbox_spawn_notify() loads
+ * the filter it was handed (it must then be pid 1 and the role must match); started any other way,
+ * the process compiles its role's filter itself. Nothing after it may need a syscall outside the
  * role's allowlist. For workers, state_dir must be an existing directory (absolute, or relative to
  * the current directory); it stays reachable read-write at the same absolute path, and the current
  * directory becomes it. For the broker, append_dir (the audit log directory) is the only place it

@@ -67,6 +67,7 @@ void worker_announce(struct child *w) {
 
 void worker_exited(struct child *w, const char *reason, bool failed) {
         w->chan_fd = safe_close(w->chan_fd);
+        w->io_source = sd_event_source_disable_unref(w->io_source);     /* its ready fd */
         worker_send_down(w, reason, failed);
 }
 
@@ -80,7 +81,7 @@ void worker_attested(struct child *w) {
         supervisor_check_ready(w->sup);
 }
 
-static int worker_exec(struct child *w, const struct server_config *sc, int fd, pid_t *ret_pid) {
+static int worker_exec(struct child *w, const struct server_config *sc, int fd, pid_t *ret_pid, int *ret_ready_fd) {
         _cleanup_free_ char *path = NULL, *label = NULL;
         char *argv[10];
         size_t n = 0;
@@ -98,7 +99,7 @@ static int worker_exec(struct child *w, const struct server_config *sc, int fd, 
                 argv[n++] = (char *) "--demo-data";
         argv[n++] = (char *) "--sandbox";
         argv[n] = NULL;
-        return sandbox_spawn(&(struct sandbox_spawn) {
+        return sandbox_spawn_notify(&(struct sandbox_spawn) {
                 .name = label,
                 .role = SANDBOX_ROLE_WORKER,
                 .argv = argv,
@@ -108,12 +109,12 @@ static int worker_exec(struct child *w, const struct server_config *sc, int fd, 
                 .fds = &fd,
                 .n_fds = 1,
                 .memory_max = sc->memory_max,
-        }, ret_pid);
+        }, ret_pid, ret_ready_fd);
 }
 
 int worker_spawn(struct child *w) {
         const struct server_config *sc = config_find_server(&w->sup->config, w->name);
-        _cleanup_close_ int ours = -1, theirs = -1;
+        _cleanup_close_ int ours = -1, theirs = -1, ready = -1;
         int pair[2], r;
         pid_t pid;
 
@@ -130,7 +131,7 @@ int worker_spawn(struct child *w) {
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0)
                 return child_spawn_failed(w, -errno), -errno;
         ours = pair[0], theirs = pair[1];
-        r = worker_exec(w, sc, theirs, &pid);
+        r = worker_exec(w, sc, theirs, &pid, &ready);
         if (r < 0)
                 return child_spawn_failed(w, r), r;
         r = child_watch(w, pid);
@@ -139,6 +140,6 @@ int worker_spawn(struct child *w) {
         w->chan_fd = TAKE_FD(ours);
         log_info("worker %s (pid %d) started: uid %u, generation %llu", w->name, (int) pid, (unsigned) sc->uid,
                  (unsigned long long) w->generation);
-        child_attest(w, SANDBOX_ROLE_WORKER, sc->uid);
+        child_attest(w, SANDBOX_ROLE_WORKER, sc->uid, TAKE_FD(ready));
         return 0;
 }
