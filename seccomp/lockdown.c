@@ -100,8 +100,8 @@ static int build_mount_tree(const char *state_dir) {
         _cleanup_close_ int tree = -1;
         int r;
 
-        /* Our own mount namespace copy, even if the spawn path gave us one: a worker run by hand
-         * as root must never change the propagation of the host's namespace. */
+        /* Our own mount namespace: sandbox_spawn() leaves this step to us (SANDBOX_SPAWN_NS_FLAGS),
+         * and a worker run by hand as root must never change the propagation of the host's. */
         if (unshare(CLONE_NEWNS) < 0)
                 return -errno;
         if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)

@@ -11,6 +11,11 @@
 /* Namespace flags: the set a worker gets, and the set nothing confined may create again. */
 #define SANDBOX_WORKER_NS_FLAGS (CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID | \
                                  CLONE_NEWIPC | CLONE_NEWUTS)
+/* What sandbox_spawn() clones a worker into: all of them but the mount namespace, which the worker's
+ * lockdown creates itself (it would anyway: see build_mount_tree). A mount namespace made by the clone
+ * would be dropped again by that unshare, and tearing one down waits for an RCU grace period — the
+ * most expensive single step of a spawn (docs/sandbox.md, "Spawn latency"). */
+#define SANDBOX_SPAWN_NS_FLAGS (SANDBOX_WORKER_NS_FLAGS & ~CLONE_NEWNS)
 #define SANDBOX_ALL_NS_FLAGS (SANDBOX_WORKER_NS_FLAGS | CLONE_NEWCGROUP | CLONE_NEWTIME)
 
 /* One role's seccomp policy as a readable table (seccomp/allowlists.c). */

@@ -17,7 +17,8 @@ enum sandbox_role {
 
 /* Supervisor side: fork + (namespaces, uid maps, fd layout, credential drop) + exec.
  *
- * Role WORKER: the child is cloned into new user, mount, net, pid, ipc and uts namespaces; the
+ * Role WORKER: the child is cloned into new user, net, pid, ipc and uts namespaces (its mount
+ * namespace is made by its own sandbox_lockdown(), which needs one of its own anyway); the
  * supervisor maps uid/gid 0 inside to host_uid/host_gid outside ("0 HOSTUID 1"), and the exec'd
  * program is pid 1 of its pid namespace. It keeps only CAP_SYS_ADMIN and CAP_SETPCAP, and only
  * inside its own user namespace, so that sandbox_lockdown() can build its mount tree; lockdown

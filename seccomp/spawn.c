@@ -370,8 +370,10 @@ int sandbox_spawn_notify(const struct sandbox_spawn *s, pid_t *ret_pid, int *ret
         c.parent_fds[2] = filter_ours;
 
         /* A raw clone (fork semantics, shared nothing) so the namespaces exist from the first
-         * instruction and the pid we get back is the confined program itself, pid 1 inside. */
-        pid = (pid_t) syscall(SYS_clone, SIGCHLD | (c.userns ? SANDBOX_WORKER_NS_FLAGS : 0), NULL, NULL, NULL, 0);
+         * instruction and the pid we get back is the confined program itself, pid 1 inside. The mount
+         * namespace comes with its lockdown (SANDBOX_SPAWN_NS_FLAGS); until then it holds no
+         * capability over the host's. */
+        pid = (pid_t) syscall(SYS_clone, SIGCHLD | (c.userns ? SANDBOX_SPAWN_NS_FLAGS : 0), NULL, NULL, NULL, 0);
         if (pid < 0)
                 return log_error_errno(errno, "Failed to clone %s: %m", s->name);
         if (pid == 0)
