@@ -64,7 +64,7 @@ struct spawn_ctx {
         int filter_fd;          /* the child's end of the filter socket (workers), -1 for none */
         int parent_fds[3];      /* the supervisor's ends, closed first so EOF on go_fd means it died */
         unsigned long last_cap;
-        char *envp[8];
+        char *envp[10];
 };
 
 /* Variables a confined program may inherit: log verbosity, and the sanitizer runtimes' options. */
@@ -251,7 +251,8 @@ static int write_map(pid_t pid, const char *file, unsigned long host_id) {
 #endif
 
 static void build_env(struct spawn_ctx *c) {
-        static char buf[ELEMENTSOF(kept_env) + 1][512], filter_env[64];
+        static char buf[ELEMENTSOF(kept_env) + 1][512], filter_env[64], cred_env[512];
+        const char *cred = getenv("CREDENTIALS_DIRECTORY");
         bool have_asan = false;
         unsigned n = 0;
 
@@ -274,6 +275,11 @@ static void build_env(struct spawn_ctx *c) {
                 snprintf(filter_env, sizeof(filter_env), SANDBOX_FILTER_FD_ENV "=%u", 3 + c->s->n_fds);
                 c->envp[n++] = filter_env;
         }
+        /* The broker reads the store key from systemd's credentials (LoadCredential*=) before its
+         * lockdown; nothing else may even learn where they are. */
+        if (c->s->role == SANDBOX_ROLE_BROKER && cred &&
+            snprintf(cred_env, sizeof(cred_env), "CREDENTIALS_DIRECTORY=%s", cred) < (int) sizeof(cred_env))
+                c->envp[n++] = cred_env;
         c->envp[n] = NULL;
 }
 

@@ -334,18 +334,37 @@ Test(spawn, worker_hangup_without_lockdown_is_no_attestation) {
         cr_assert_eq(waitpid(pid, NULL, 0), pid);
 }
 
-/* Other roles get no filter socket and no ready fd. */
-Test(spawn, broker_gets_no_filter_socket) {
+/* Other roles get no filter socket and no ready fd. The broker, and only the broker, learns where
+ * systemd's credentials are (its store key may be one); the rest of the environment is dropped. */
+Test(spawn, environment_per_role) {
         pid_t pid;
-        int ready = 123;
+        int ready = 123, status;
 
+        setenv("CREDENTIALS_DIRECTORY", "/run/credentials/bastiond.service", 1);
+        setenv("BASTION_TEST_SECRET_ENV", "x", 1);
         cr_assert_eq(sandbox_spawn_notify(&(struct sandbox_spawn) {
                 .name = "broker-like", .role = SANDBOX_ROLE_BROKER,
-                .argv = (char *[]) { "/bin/sh", "-c", "test -z \"$" SANDBOX_FILTER_FD_ENV "\" || exit 3; exit 0", NULL },
+                .argv = (char *[]) { "/bin/sh", "-c",
+                                     "test -z \"$" SANDBOX_FILTER_FD_ENV "\" || exit 3; "
+                                     "test \"$CREDENTIALS_DIRECTORY\" = /run/credentials/bastiond.service || exit 4; "
+                                     "test -z \"$BASTION_TEST_SECRET_ENV\" || exit 5; exit 0", NULL },
         }, &pid, &ready), 0);
         cr_assert_eq(ready, -1);
-        cr_assert_eq(waitpid(pid, &ready, 0), pid);
-        cr_assert(WIFEXITED(ready) && WEXITSTATUS(ready) == 0, "status %#x", ready);
+        cr_assert_eq(waitpid(pid, &status, 0), pid);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "broker status %#x", status);
+        cr_assert_eq(sandbox_spawn_notify(&(struct sandbox_spawn) {
+                .name = "worker-like", .role = SANDBOX_ROLE_WORKER, .host_uid = 4000213, .host_gid = 4000213,
+                .argv = (char *[]) { "/bin/sh", "-c",
+                                     "test -n \"$" SANDBOX_FILTER_FD_ENV "\" || exit 3; "
+                                     "test -z \"$CREDENTIALS_DIRECTORY\" || exit 4; "
+                                     "test -z \"$BASTION_TEST_SECRET_ENV\" || exit 5; exit 0", NULL },
+        }, &pid, &ready), 0);
+        cr_assert_geq(ready, 0);
+        close(ready);
+        cr_assert_eq(waitpid(pid, &status, 0), pid);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "worker status %#x", status);
+        unsetenv("CREDENTIALS_DIRECTORY");
+        unsetenv("BASTION_TEST_SECRET_ENV");
 }
 
 /* The program the supervisor hands out is the role's filter for pid 1, byte for byte. */
