@@ -210,9 +210,16 @@ void child_stop(struct child *c, int sig, bool respawn, bool remove) {
                 (void) kill(c->pid, SIGKILL);
 }
 
+/* A worker's io_source is its ready fd while it is being attested (the broker's is its channel, and
+ * the broker is attested elsewhere). */
+static void drop_ready_fd(struct child *c) {
+        if (c->kind == CHILD_WORKER)
+                c->io_source = sd_event_source_disable_unref(c->io_source);
+}
+
 static int attest_done(struct child *c, int r) {
         c->timer_source = sd_event_source_disable_unref(c->timer_source);
-        c->io_source = sd_event_source_disable_unref(c->io_source);
+        drop_ready_fd(c);
         if (r < 0) {
                 snprintf(c->kill_reason, sizeof(c->kill_reason), "failed attestation: %s",
                          r == -EPERM ? c->att.reason :
@@ -256,7 +263,7 @@ static int on_attest_ready(sd_event_source *s, int fd, uint32_t revents, void *u
         struct child *c = userdata;
         int r;
 
-        c->io_source = sd_event_source_disable_unref(c->io_source);
+        drop_ready_fd(c);
         if (!c->timer_source)
                 return 0;
         r = sd_event_source_set_time(c->timer_source, 0);
@@ -276,8 +283,8 @@ void child_attest(struct child *c, enum sandbox_role role, uid_t uid, int ready_
         c->attest_uid = uid;
         c->attest_deadline = now_usec() + (uint64_t) BASTION_ATTEST_TIMEOUT_MS * 1000;
         c->timer_source = sd_event_source_disable_unref(c->timer_source);
-        c->io_source = sd_event_source_disable_unref(c->io_source);
-        if (ready >= 0) {
+        drop_ready_fd(c);
+        if (ready >= 0 && c->kind == CHILD_WORKER) {
                 r = sd_event_add_io(c->sup->event, &c->io_source, ready, EPOLLHUP, on_attest_ready, c);
                 if (r >= 0)
                         r = sd_event_source_set_io_fd_own(c->io_source, true);
