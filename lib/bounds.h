@@ -109,8 +109,9 @@
 /* Supervisor (supervisor/). Worker uid ranges are checked against the account database one uid at
  * a time at load; a range larger than this is a typo, not a plan. */
 #define BASTION_MAX_WORKER_UID_RANGE 65536
-/* A worker is attested once its lockdown is complete (seccomp is the last step); it is polled this
- * often and must get there within the timeout, or it is killed as unconfined. */
+/* A worker is attested once its lockdown is complete (seccomp is the last step, then it closes its
+ * filter socket, which bastiond watches); when that says nothing, it is polled this often. It must
+ * get there within the timeout, or it is killed as unconfined. */
 #define BASTION_ATTEST_POLL_MS 2
 #define BASTION_ATTEST_TIMEOUT_MS 5000
 /* A child asked to stop (SIGTERM) gets this long before SIGKILL. */

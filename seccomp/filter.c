@@ -9,10 +9,13 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <termios.h>
 #include <unistd.h>
+#include <linux/seccomp.h>
 
 #include "sandbox-internal.h"
+#include "util.h"
 
 static const unsigned long namespace_flags[] = {
         CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET,
@@ -111,12 +114,12 @@ static int add_fchmod_rule(scmp_filter_ctx ctx) {
 }
 
 /* abort() and raise() signal the process itself; nothing else may be signalled. */
-static int add_signal_rules(scmp_filter_ctx ctx) {
+static int add_signal_rules(scmp_filter_ctx ctx, pid_t self) {
         return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
-                                SCMP_A0_32(SCMP_CMP_EQ, (uint32_t) getpid()));
+                                SCMP_A0_32(SCMP_CMP_EQ, (uint32_t) self));
 }
 
-static int build_rules(scmp_filter_ctx ctx, const struct sandbox_policy *p) {
+static int build_rules(scmp_filter_ctx ctx, const struct sandbox_policy *p, pid_t self) {
         int r = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
 
         for (const char *const *n = p->allow; r >= 0 && *n; n++)
@@ -134,27 +137,92 @@ static int build_rules(scmp_filter_ctx ctx, const struct sandbox_policy *p) {
         if (r >= 0)
                 r = add_memory_rules(ctx, p->exec);
         if (r >= 0)
-                r = add_signal_rules(ctx);
+                r = add_signal_rules(ctx, self);
         if (r >= 0)
                 r = add_fchmod_rule(ctx);
         return r;
 }
 
-int sandbox_filter_build(enum sandbox_role role, scmp_filter_ctx *ret) {
+int sandbox_filter_build_for(enum sandbox_role role, pid_t self, scmp_filter_ctx *ret) {
         scmp_filter_ctx ctx;
         int r;
 
-        if (role < 0 || role >= _SANDBOX_ROLE_MAX)
+        if (role < 0 || role >= _SANDBOX_ROLE_MAX || self <= 0)
                 return -EINVAL;
         ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
         if (!ctx)
                 return -ENOMEM;
-        r = build_rules(ctx, &sandbox_policies[role]);
+        r = build_rules(ctx, &sandbox_policies[role], self);
         if (r < 0) {
                 seccomp_release(ctx);
                 return r;
         }
         *ret = ctx;
+        return 0;
+}
+
+int sandbox_filter_build(enum sandbox_role role, scmp_filter_ctx *ret) {
+        return sandbox_filter_build_for(role, getpid(), ret);
+}
+
+/* libseccomp 2.5 exports BPF only to a file descriptor: through a memfd into memory. */
+static int export_program(scmp_filter_ctx ctx, struct sandbox_filter_msg *msg) {
+        _cleanup_close_ int fd = memfd_create("bastion-seccomp", MFD_CLOEXEC);
+        struct stat st;
+        ssize_t n;
+        int r;
+
+        if (fd < 0)
+                return -errno;
+        r = seccomp_export_bpf(ctx, fd);
+        if (r < 0)
+                return r;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (st.st_size <= 0 || st.st_size % sizeof(struct sock_filter) != 0 ||
+            st.st_size > (off_t) sizeof(msg->insns))
+                return -E2BIG;
+        n = pread(fd, msg->insns, (size_t) st.st_size, 0);
+        if (n != st.st_size)
+                return n < 0 ? -errno : -EIO;
+        msg->len = (uint32_t) (st.st_size / sizeof(struct sock_filter));
+        return 0;
+}
+
+int sandbox_filter_program(enum sandbox_role role, const struct sandbox_filter_msg **ret) {
+        static struct sandbox_filter_msg programs[_SANDBOX_ROLE_MAX];
+        scmp_filter_ctx ctx;
+        int r;
+
+        if (role < 0 || role >= _SANDBOX_ROLE_MAX)
+                return -EINVAL;
+        if (programs[role].magic == SANDBOX_FILTER_MAGIC) {
+                *ret = &programs[role];
+                return 0;
+        }
+        r = sandbox_filter_build_for(role, 1, &ctx);
+        if (r < 0)
+                return r;
+        r = export_program(ctx, &programs[role]);
+        seccomp_release(ctx);
+        if (r < 0)
+                return r;
+        programs[role].role = (uint32_t) role;
+        programs[role].reserved = 0;
+        programs[role].magic = SANDBOX_FILTER_MAGIC;
+        *ret = &programs[role];
+        return 0;
+}
+
+/* What seccomp_load() does with our attributes (no TSYNC, no logging flags; no_new_privs is already
+ * set by the lockdown), without libseccomp having to compile anything first. */
+int sandbox_filter_load(const struct sock_filter *insns, unsigned len) {
+        struct sock_fprog prog = { .len = (unsigned short) len, .filter = (struct sock_filter *) insns };
+
+        if (len == 0 || len > BPF_MAXINSNS)
+                return -EINVAL;
+        if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0)
+                return -errno;
         return 0;
 }
 

@@ -1,7 +1,8 @@
 /* sandbox_lockdown(): the confined program's own half of DESIGN §3, run after it opened what it needs.
  * Order: mount tree + pivot_root (workers only: needs CAP_SYS_ADMIN in its userns) → rlimits →
  * capabilities → not dumpable → no_new_privs → Landlock (needs NNP, cannot come before the mounts)
- * → seccomp last (it would forbid every call before it). */
+ * → seccomp last (it would forbid every call before it) → close the filter socket, which tells the
+ * supervisor it may attest now. */
 #include "config.h"
 
 #include <fcntl.h>
@@ -17,6 +18,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -98,8 +100,8 @@ static int build_mount_tree(const char *state_dir) {
         _cleanup_close_ int tree = -1;
         int r;
 
-        /* Our own mount namespace copy, even if the spawn path gave us one: a worker run by hand
-         * as root must never change the propagation of the host's namespace. */
+        /* Our own mount namespace: sandbox_spawn() leaves this step to us (SANDBOX_SPAWN_NS_FLAGS),
+         * and a worker run by hand as root must never change the propagation of the host's. */
         if (unshare(CLONE_NEWNS) < 0)
                 return -errno;
         if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
@@ -221,13 +223,57 @@ static int lockdown_mounts(enum sandbox_role role, const char *state_dir) {
         return 0;
 }
 
+/* The filter the supervisor compiled for us (sandbox_spawn_notify), if it handed one over: taken
+ * from the environment at once. *ret_fd is its socket (-1 when there is none), closed last. */
+static int take_filter(enum sandbox_role role, struct sandbox_filter_msg *msg, int *ret_fd) {
+        const char *e = getenv(SANDBOX_FILTER_FD_ENV);
+        _cleanup_close_ int fd = -1;
+        int type = 0;
+        socklen_t len = sizeof(type);
+        char *end;
+        ssize_t n;
+        long v;
+
+        *ret_fd = -1;
+        if (!e)
+                return 0;
+        errno = 0;
+        v = strtol(e, &end, 10);
+        if (errno != 0 || end == e || *end != '\0' || v < 3 || v > INT_MAX)
+                return -EBADF;
+        fd = (int) v;
+        (void) unsetenv(SANDBOX_FILTER_FD_ENV);
+        if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+                return -errno;
+        if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 || type != SOCK_SEQPACKET)
+                return -ENOTSOCK;
+        /* Queued before we were cloned: it is there, or something is wrong. */
+        n = recv(fd, msg, sizeof(*msg), MSG_TRUNC | MSG_DONTWAIT);
+        if (n < 0)
+                return -errno;
+        if ((size_t) n < SANDBOX_FILTER_MSG_SIZE(0) || msg->magic != SANDBOX_FILTER_MAGIC || msg->reserved != 0 ||
+            msg->role != (uint32_t) role || msg->len == 0 || msg->len > BPF_MAXINSNS ||
+            (size_t) n != SANDBOX_FILTER_MSG_SIZE(msg->len))
+                return -EBADMSG;
+        /* Compiled for pid 1 of a fresh pid namespace (its tgkill rule names the process itself). */
+        if (getpid() != 1)
+                return -ESRCH;
+        *ret_fd = TAKE_FD(fd);
+        return 0;
+}
+
 int sandbox_lockdown(const struct sandbox_lockdown *l) {
+        static struct sandbox_filter_msg filter;
         _cleanup_free_ char *state_dir = NULL, *append_dir = NULL;
+        _cleanup_close_ int filter_fd = -1;
         unsigned long last_cap = sandbox_cap_last_cap();
         int r, abi = 0;
 
         if (check_request(l) < 0)
                 return log_error_errno(EINVAL, "Invalid sandbox lockdown request");
+        r = take_filter(l->role, &filter, &filter_fd);
+        if (r < 0)
+                return log_error_errno(r, "Invalid seccomp filter from the supervisor: %m");
         r = resolve_dir(l->state_dir, &state_dir);
         if (r < 0)
                 return log_error_errno(r, "Invalid state directory %s: %m", l->state_dir);
@@ -261,12 +307,15 @@ int sandbox_lockdown(const struct sandbox_lockdown *l) {
         }
 #ifndef BASTION_SANITIZERS
         if (role_stages[l->role].seccomp) {
-                r = sandbox_seccomp_apply(l->role);
+                r = filter_fd >= 0 ? sandbox_filter_load(filter.insns, filter.len) : sandbox_seccomp_apply(l->role);
                 if (r < 0)
                         return log_error_errno(r, "Failed to load the %s seccomp filter: %m",
                                                sandbox_role_to_string(l->role));
         }
 #endif
-        log_debug("Locked down as %s (Landlock ABI %d)", sandbox_role_to_string(l->role), abi);
+        log_debug("Locked down as %s (Landlock ABI %d, %s filter)", sandbox_role_to_string(l->role), abi,
+                  filter_fd >= 0 ? "precompiled" : "own");
+        /* The very last step: the supervisor's end hangs up, it attests now. */
+        filter_fd = safe_close(filter_fd);
         return 0;
 }

@@ -1,7 +1,9 @@
 /* Pieces of the sandbox shared between its files (not for callers outside seccomp/ and its tests). */
 #pragma once
 
+#include <linux/filter.h>
 #include <seccomp.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "sandbox.h"
@@ -9,6 +11,11 @@
 /* Namespace flags: the set a worker gets, and the set nothing confined may create again. */
 #define SANDBOX_WORKER_NS_FLAGS (CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID | \
                                  CLONE_NEWIPC | CLONE_NEWUTS)
+/* What sandbox_spawn() clones a worker into: all of them but the mount namespace, which the worker's
+ * lockdown creates itself (it would anyway: see build_mount_tree). A mount namespace made by the clone
+ * would be dropped again by that unshare, and tearing one down waits for an RCU grace period — the
+ * most expensive single step of a spawn (docs/sandbox.md, "Spawn latency"). */
+#define SANDBOX_SPAWN_NS_FLAGS (SANDBOX_WORKER_NS_FLAGS & ~CLONE_NEWNS)
 #define SANDBOX_ALL_NS_FLAGS (SANDBOX_WORKER_NS_FLAGS | CLONE_NEWCGROUP | CLONE_NEWTIME)
 
 /* One role's seccomp policy as a readable table (seccomp/allowlists.c). */
@@ -30,9 +37,33 @@ struct sandbox_policy {
 
 extern const struct sandbox_policy sandbox_policies[_SANDBOX_ROLE_MAX];
 
-/* Builds the role's filter without loading it (the tests export and inspect it). */
+/* Builds the role's filter without loading it (the tests export and inspect it). The filter names the
+ * process's own pid (tgkill on itself only): sandbox_filter_build() takes getpid(), the _for variant
+ * the pid the process will have (1 for a spawned worker, pid 1 of its pid namespace). */
 int sandbox_filter_build(enum sandbox_role role, scmp_filter_ctx *ret);
+int sandbox_filter_build_for(enum sandbox_role role, pid_t self, scmp_filter_ctx *ret);
 int sandbox_seccomp_apply(enum sandbox_role role);
+
+/* The precompiled filter a spawned worker loads instead of compiling its own (spawn.c, lockdown.c):
+ * the supervisor compiles each role once (for pid 1), exports the BPF and sends it, as one message
+ * of this layout, over a SOCK_SEQPACKET socketpair whose other end the child inherits at the fd
+ * named by SANDBOX_FILTER_FD_ENV. The child closes its end as the last step of its lockdown, so the
+ * supervisor's end hangs up exactly when the child is ready to be attested (or dead). */
+#define SANDBOX_FILTER_FD_ENV "BASTION_SANDBOX_FILTER_FD"
+#define SANDBOX_FILTER_MAGIC 0x42534346u        /* "BSCF" */
+struct sandbox_filter_msg {
+        uint32_t magic;
+        uint32_t role;
+        uint32_t len;                           /* instructions that follow, 1..BPF_MAXINSNS */
+        uint32_t reserved;                      /* 0 */
+        struct sock_filter insns[BPF_MAXINSNS];
+};
+#define SANDBOX_FILTER_MSG_SIZE(n) (offsetof(struct sandbox_filter_msg, insns) + (size_t) (n) * sizeof(struct sock_filter))
+
+/* The role's filter for pid 1, compiled on the first call and kept for the life of the process. */
+int sandbox_filter_program(enum sandbox_role role, const struct sandbox_filter_msg **ret);
+/* Loads a BPF program as the process's seccomp filter (no_new_privs must be set). */
+int sandbox_filter_load(const struct sock_filter *insns, unsigned len);
 
 /* Applies the role's Landlock ruleset: state_dir read-write (worker), append_dir create-and-write
  * (broker), nothing else. Returns the ABI applied (0: kernel has none) or -errno. */

@@ -17,7 +17,8 @@ enum sandbox_role {
 
 /* Supervisor side: fork + (namespaces, uid maps, fd layout, credential drop) + exec.
  *
- * Role WORKER: the child is cloned into new user, mount, net, pid, ipc and uts namespaces; the
+ * Role WORKER: the child is cloned into new user, net, pid, ipc and uts namespaces (its mount
+ * namespace is made by its own sandbox_lockdown(), which needs one of its own anyway); the
  * supervisor maps uid/gid 0 inside to host_uid/host_gid outside ("0 HOSTUID 1"), and the exec'd
  * program is pid 1 of its pid namespace. It keeps only CAP_SYS_ADMIN and CAP_SETPCAP, and only
  * inside its own user namespace, so that sandbox_lockdown() can build its mount tree; lockdown
@@ -28,7 +29,8 @@ enum sandbox_role {
  * Always: PR_SET_PDEATHSIG(SIGKILL), signal mask and dispositions reset, setsid, fds[] at 3, 4, …,
  * stdin and stdout on /dev/null, stderr kept, everything else closed, cwd "/", RLIMIT_CORE 0,
  * RLIMIT_AS = memory_max, no_new_privs, an environment reduced to BASTION_LOG_LEVEL and the
- * sanitizer options (and, for the broker only, CREDENTIALS_DIRECTORY). A failure in the child before exec is returned as its -errno (and logged
+ * sanitizer options (plus CREDENTIALS_DIRECTORY for the broker: its store key may be a systemd
+ * credential). A failure in the child before exec is returned as its -errno (and logged
  * with the step that failed); the child is reaped. */
 struct sandbox_spawn {
         const char *name;               /* for logs, e.g. "worker inventory" */
@@ -44,8 +46,19 @@ struct sandbox_spawn {
 
 int sandbox_spawn(const struct sandbox_spawn *s, pid_t *ret_pid);
 
+/* sandbox_spawn(), and for role WORKER a "ready" fd (else -1) for the caller to own: it hangs up
+ * (POLLHUP; it is never readable or to be written) when the child has finished sandbox_lockdown(),
+ * or died. Then is the time to attest; before it, attestation can only say "pending". A worker is
+ * also handed its seccomp filter precompiled (once per process, for pid 1) on that socket's other
+ * end, at fd 3 + n_fds, named by BASTION_SANDBOX_FILTER_FD in its environment; sandbox_lockdown()
+ * loads it instead of compiling its own and closes it as its last step. The hang-up is a hint, not
+ * a proof: the verdict is still sandbox_attest()'s, from /proc. */
+int sandbox_spawn_notify(const struct sandbox_spawn *s, pid_t *ret_pid, int *ret_ready_fd);
+
 /* Process side: called by the confined program after it has initialised its libraries and opened
- * what it needs, immediately before its main loop. Nothing after it may need a syscall outside the
+ * what it needs, immediately before its main loop. A worker started by sandbox_spawn_notify() loads
+ * the filter it was handed (it must then be pid 1 and the role must match); started any other way,
+ * the process compiles its role's filter itself. Nothing after it may need a syscall outside the
  * role's allowlist. For workers, state_dir must be an existing directory (absolute, or relative to
  * the current directory); it stays reachable read-write at the same absolute path, and the current
  * directory becomes it. For the broker, append_dir (the audit log directory) is the only place it

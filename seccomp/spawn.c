@@ -1,6 +1,8 @@
 /* sandbox_spawn(): the supervisor's side of DESIGN §3 — clone into fresh namespaces, write the uid/gid
  * maps from outside, lay out the fds, drop credentials and exec. The child reports a failure before
- * exec through a CLOEXEC pipe, so the caller gets a real errno instead of an anonymous exit. */
+ * exec through a CLOEXEC pipe, so the caller gets a real errno instead of an anonymous exit.
+ * A worker also gets its seccomp filter ready-made (compiled once per supervisor, see
+ * sandbox-internal.h) on a socket whose hang-up tells the supervisor its lockdown is over. */
 #include "config.h"
 
 #include <fcntl.h>
@@ -13,6 +15,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
@@ -58,9 +61,10 @@ struct spawn_ctx {
         pid_t parent;
         int report_fd;          /* write end, CLOEXEC: closes silently on a successful exec */
         int go_fd;              /* read end: the supervisor has written our maps (userns only) */
-        int parent_fds[2];      /* the supervisor's ends, closed first so EOF on go_fd means it died */
+        int filter_fd;          /* the child's end of the filter socket (workers), -1 for none */
+        int parent_fds[3];      /* the supervisor's ends, closed first so EOF on go_fd means it died */
         unsigned long last_cap;
-        char *envp[8];
+        char *envp[10];
 };
 
 /* Variables a confined program may inherit: log verbosity, and the sanitizer runtimes' options. */
@@ -100,18 +104,21 @@ static int child_signals(void) {
         return sigprocmask(SIG_SETMASK, &all, NULL) < 0 ? -errno : 0;
 }
 
-/* fds[] to 3, 4, …; stdin and stdout to /dev/null; stderr kept; the rest closed. The report pipe
- * moves to just above the channel fds and stays CLOEXEC. */
+/* fds[] to 3, 4, …; then the filter socket (workers, inherited, its number in the environment);
+ * stdin and stdout to /dev/null; stderr kept; the rest closed. The report pipe moves to just above
+ * them and stays CLOEXEC. */
 static int child_fds(struct spawn_ctx *c) {
         const struct sandbox_spawn *s = c->s;
-        int tmp[BASTION_SANDBOX_MAX_FDS], base = 3 + (int) s->n_fds, null;
+        int tmp[BASTION_SANDBOX_MAX_FDS], base = 3 + (int) s->n_fds, high = base + 2, null;
 
         /* Move everything out of the target range first, so no dup2 overwrites a source. */
-        c->report_fd = fcntl(c->report_fd, F_DUPFD_CLOEXEC, base + (int) s->n_fds + 1);
+        c->report_fd = fcntl(c->report_fd, F_DUPFD_CLOEXEC, high);
         if (c->report_fd < 0)
                 return -errno;
+        if (c->filter_fd >= 0 && (c->filter_fd = fcntl(c->filter_fd, F_DUPFD_CLOEXEC, high)) < 0)
+                return -errno;
         for (unsigned i = 0; i < s->n_fds; i++) {
-                tmp[i] = s->fds[i] < 0 ? -1 : fcntl(s->fds[i], F_DUPFD_CLOEXEC, base + (int) s->n_fds + 2);
+                tmp[i] = s->fds[i] < 0 ? -1 : fcntl(s->fds[i], F_DUPFD_CLOEXEC, high);
                 if (s->fds[i] >= 0 && tmp[i] < 0)
                         return -errno;
         }
@@ -120,6 +127,11 @@ static int child_fds(struct spawn_ctx *c) {
                         (void) close(3 + (int) i);
                 else if (dup2(tmp[i], 3 + (int) i) < 0)     /* dup2 clears CLOEXEC: inherited */
                         return -errno;
+        }
+        if (c->filter_fd >= 0) {
+                if (dup2(c->filter_fd, base) < 0)
+                        return -errno;
+                c->filter_fd = base++;
         }
         if (dup2(c->report_fd, base) < 0)
                 return -errno;
@@ -180,8 +192,9 @@ static int child_exec(const struct spawn_ctx *c) {
 _Noreturn static void spawn_child(struct spawn_ctx *c) {
         int r;
 
-        (void) close(c->parent_fds[0]);
-        (void) close(c->parent_fds[1]);
+        for (size_t i = 0; i < ELEMENTSOF(c->parent_fds); i++)
+                if (c->parent_fds[i] >= 0)
+                        (void) close(c->parent_fds[i]);
         if ((r = child_sync(c)) < 0)
                 child_fail(c, STEP_SYNC, -r);
         if ((r = child_signals()) < 0)
@@ -238,16 +251,10 @@ static int write_map(pid_t pid, const char *file, unsigned long host_id) {
 #endif
 
 static void build_env(struct spawn_ctx *c) {
-        static char buf[ELEMENTSOF(kept_env) + 2][512];
-        const char *creds = getenv("CREDENTIALS_DIRECTORY");
+        static char buf[ELEMENTSOF(kept_env) + 1][512], filter_env[64], cred_env[512];
+        const char *cred = getenv("CREDENTIALS_DIRECTORY");
         bool have_asan = false;
         unsigned n = 0;
-
-        /* Where systemd put the service's credentials (the secrets store key, plain credentials by
-         * name): the broker reads them before its lockdown; no other process is told. */
-        if (c->s->role == SANDBOX_ROLE_BROKER && creds &&
-            snprintf(buf[n], sizeof(buf[n]), "CREDENTIALS_DIRECTORY=%s", creds) < (int) sizeof(buf[n]))
-                c->envp[n] = buf[n], n++;
 
         for (unsigned i = 0; i < ELEMENTSOF(kept_env); i++) {
                 const char *v = getenv(kept_env[i]);
@@ -263,6 +270,16 @@ static void build_env(struct spawn_ctx *c) {
                 snprintf(buf[n], sizeof(buf[n]), "ASAN_OPTIONS=%s", SANITIZER_ENV_SUFFIX + 1);
                 c->envp[n] = buf[n], n++;
         }
+        if (c->filter_fd >= 0) {
+                /* child_fds() puts it right after the caller's fds. */
+                snprintf(filter_env, sizeof(filter_env), SANDBOX_FILTER_FD_ENV "=%u", 3 + c->s->n_fds);
+                c->envp[n++] = filter_env;
+        }
+        /* Where systemd put the service's credentials (the secrets store key, plain credentials by
+         * name): the broker reads them before its lockdown; no other process may even learn where. */
+        if (c->s->role == SANDBOX_ROLE_BROKER && cred &&
+            snprintf(cred_env, sizeof(cred_env), "CREDENTIALS_DIRECTORY=%s", cred) < (int) sizeof(cred_env))
+                c->envp[n++] = cred_env;
         c->envp[n] = NULL;
 }
 
@@ -305,12 +322,36 @@ static int spawn_parent(const struct sandbox_spawn *s, pid_t pid, bool userns, i
                                step_names[rep.step]);
 }
 
-int sandbox_spawn(const struct sandbox_spawn *s, pid_t *ret_pid) {
-        _cleanup_close_ int report_r = -1, report_w = -1, go_r = -1, go_w = -1;
-        struct spawn_ctx c = {};
+/* A worker's filter, compiled once per process, queued on a fresh socketpair before the clone:
+ * the child finds it there at exec, and our end hangs up when the child closes its own. */
+static int filter_socket(const struct sandbox_spawn *s, int *ret_ours, int *ret_theirs) {
+        const struct sandbox_filter_msg *msg;
+        _cleanup_close_ int ours = -1, theirs = -1;
+        int pair[2], r;
+        ssize_t n;
+
+        r = sandbox_filter_program(s->role, &msg);
+        if (r < 0)
+                return log_error_errno(r, "Failed to compile the %s seccomp filter: %m", sandbox_role_to_string(s->role));
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0)
+                return log_error_errno(errno, "Failed to create the filter socket of %s: %m", s->name);
+        ours = pair[0], theirs = pair[1];
+        n = send(ours, msg, SANDBOX_FILTER_MSG_SIZE(msg->len), MSG_NOSIGNAL);
+        if (n != (ssize_t) SANDBOX_FILTER_MSG_SIZE(msg->len))
+                return log_error_errno(n < 0 ? errno : EIO, "Failed to send the seccomp filter of %s: %m", s->name);
+        *ret_ours = TAKE_FD(ours);
+        *ret_theirs = TAKE_FD(theirs);
+        return 0;
+}
+
+int sandbox_spawn_notify(const struct sandbox_spawn *s, pid_t *ret_pid, int *ret_ready_fd) {
+        _cleanup_close_ int report_r = -1, report_w = -1, go_r = -1, go_w = -1, filter_ours = -1, filter_theirs = -1;
+        struct spawn_ctx c = { .filter_fd = -1 };
         int report[2], go[2], r;
         pid_t pid;
 
+        if (ret_ready_fd)
+                *ret_ready_fd = -1;
         r = spawn_validate(s);
         if (r < 0)
                 return log_error_errno(r, "Invalid sandbox spawn request for %s", s && s->name ? s->name : "?");
@@ -318,6 +359,12 @@ int sandbox_spawn(const struct sandbox_spawn *s, pid_t *ret_pid) {
         c.userns = s->role == SANDBOX_ROLE_WORKER;
         c.parent = getpid();
         c.last_cap = sandbox_cap_last_cap();
+        if (c.userns) {
+                r = filter_socket(s, &filter_ours, &filter_theirs);
+                if (r < 0)
+                        return r;
+                c.filter_fd = filter_theirs;
+        }
         build_env(&c);
         if (pipe2(report, O_CLOEXEC) < 0 || pipe2(go, O_CLOEXEC) < 0)
                 return log_error_errno(errno, "Failed to create sandbox pipes: %m");
@@ -326,10 +373,13 @@ int sandbox_spawn(const struct sandbox_spawn *s, pid_t *ret_pid) {
         c.go_fd = go_r;
         c.parent_fds[0] = report_r;
         c.parent_fds[1] = go_w;
+        c.parent_fds[2] = filter_ours;
 
         /* A raw clone (fork semantics, shared nothing) so the namespaces exist from the first
-         * instruction and the pid we get back is the confined program itself, pid 1 inside. */
-        pid = (pid_t) syscall(SYS_clone, SIGCHLD | (c.userns ? SANDBOX_WORKER_NS_FLAGS : 0), NULL, NULL, NULL, 0);
+         * instruction and the pid we get back is the confined program itself, pid 1 inside. The mount
+         * namespace comes with its lockdown (SANDBOX_SPAWN_NS_FLAGS); until then it holds no
+         * capability over the host's. */
+        pid = (pid_t) syscall(SYS_clone, SIGCHLD | (c.userns ? SANDBOX_SPAWN_NS_FLAGS : 0), NULL, NULL, NULL, 0);
         if (pid < 0)
                 return log_error_errno(errno, "Failed to clone %s: %m", s->name);
         if (pid == 0)
@@ -337,6 +387,8 @@ int sandbox_spawn(const struct sandbox_spawn *s, pid_t *ret_pid) {
 
         report_w = safe_close(report_w);
         go_r = safe_close(go_r);
+        /* From here on the child holds the only other end: its hang-up is the child's. */
+        filter_theirs = safe_close(filter_theirs);
         r = spawn_parent(s, pid, c.userns, go_w, report_r);
         if (r < 0) {
                 (void) kill(pid, SIGKILL);
@@ -344,5 +396,11 @@ int sandbox_spawn(const struct sandbox_spawn *s, pid_t *ret_pid) {
                 return r;
         }
         *ret_pid = pid;
+        if (ret_ready_fd)
+                *ret_ready_fd = TAKE_FD(filter_ours);
         return 0;
+}
+
+int sandbox_spawn(const struct sandbox_spawn *s, pid_t *ret_pid) {
+        return sandbox_spawn_notify(s, ret_pid, NULL);
 }

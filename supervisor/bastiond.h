@@ -60,7 +60,8 @@ struct child {
         uint64_t crashes[BASTION_CRASHLOOP_COUNT];      /* CLOCK_MONOTONIC µs of the last crashes, a ring */
         unsigned n_crashes;             /* total, the ring index is n_crashes % COUNT */
         int chan_fd;                    /* broker: our end of its channel; worker: the broker's end until announced */
-        sd_event_source *child_source, *timer_source, *io_source;
+        sd_event_source *child_source, *timer_source;
+        sd_event_source *io_source;     /* broker: its channel; worker: its ready fd until attested */
         enum sandbox_role attest_role;
         uid_t attest_uid;
         uint64_t attest_deadline;
@@ -121,9 +122,11 @@ void child_spawn_failed(struct child *c, int error);
 /* Asks a child to go (sig, then SIGKILL after BASTION_KILL_TIMEOUT_MS); respawn/remove say what
  * happens once it is gone. A child without a process settles at once. */
 void child_stop(struct child *c, int sig, bool respawn, bool remove);
-/* Polls sandbox_attest() until the worker's lockdown is complete; then worker_attested(), or the
- * worker is killed with the reason logged. (The broker is attested when it says ready.) */
-void child_attest(struct child *c, enum sandbox_role role, uid_t uid);
+/* Attests the worker once its lockdown is complete, which the hang-up of ready_fd (from
+ * sandbox_spawn_notify(), owned from here on; -1: none) announces; without one, or when the worker
+ * still looks unconfined then, sandbox_attest() is polled up to the deadline. Then worker_attested(),
+ * or the worker is killed with the reason logged. (The broker is attested when it says ready.) */
+void child_attest(struct child *c, enum sandbox_role role, uid_t uid, int ready_fd);
 int child_spawn(struct child *c);
 uint64_t now_usec(void);
 

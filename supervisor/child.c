@@ -214,8 +214,16 @@ void child_stop(struct child *c, int sig, bool respawn, bool remove) {
                 (void) kill(c->pid, SIGKILL);
 }
 
+/* A worker's io_source is its ready fd while it is being attested (the broker's is its channel, and
+ * the broker is attested elsewhere). */
+static void drop_ready_fd(struct child *c) {
+        if (c->kind == CHILD_WORKER)
+                c->io_source = sd_event_source_disable_unref(c->io_source);
+}
+
 static int attest_done(struct child *c, int r) {
         c->timer_source = sd_event_source_disable_unref(c->timer_source);
+        drop_ready_fd(c);
         if (r < 0) {
                 snprintf(c->kill_reason, sizeof(c->kill_reason), "failed attestation: %s",
                          r == -EPERM ? c->att.reason :
@@ -234,9 +242,11 @@ static int attest_done(struct child *c, int r) {
 }
 
 /* A worker locks itself down after opening its database; until its seccomp filter is on,
- * sandbox_attest() says -EAGAIN and the check is repeated from a timer, up to a deadline. */
+ * sandbox_attest() says -EAGAIN. While its ready fd is open the next look is at the deadline (the
+ * hang-up brings it forward); without one the check is repeated from the timer, up to the deadline. */
 static int on_attest_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         struct child *c = userdata;
+        uint64_t now = now_usec();
         int r;
 
         if (c->pid <= 0)
@@ -246,15 +256,32 @@ static int on_attest_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 return attest_done(c, r);
         if (r != -EAGAIN)
                 return 0;               /* it died; the exit handler takes over */
-        if (now_usec() >= c->attest_deadline)
+        if (now >= c->attest_deadline)
                 return attest_done(c, -ETIMEDOUT);
-        r = sd_event_source_set_time_relative(s, (uint64_t) BASTION_ATTEST_POLL_MS * 1000);
+        r = sd_event_source_set_time(s, c->io_source ? c->attest_deadline :
+                                     now + (uint64_t) BASTION_ATTEST_POLL_MS * 1000);
         if (r >= 0)
                 r = sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
         return r < 0 ? attest_done(c, r) : 0;
 }
 
-void child_attest(struct child *c, enum sandbox_role role, uid_t uid) {
+/* The worker closed its end of the filter socket (its lockdown's last step) or died: look now. */
+static int on_attest_ready(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        struct child *c = userdata;
+        int r;
+
+        drop_ready_fd(c);
+        if (!c->timer_source)
+                return 0;
+        r = sd_event_source_set_time(c->timer_source, 0);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(c->timer_source, SD_EVENT_ONESHOT);
+        return r < 0 ? attest_done(c, r) : 0;
+}
+
+void child_attest(struct child *c, enum sandbox_role role, uid_t uid, int ready_fd) {
+        _cleanup_close_ int ready = ready_fd;
+        uint64_t first = 0;
         int r;
 
         c->attested = false;
@@ -263,7 +290,19 @@ void child_attest(struct child *c, enum sandbox_role role, uid_t uid) {
         c->attest_uid = uid;
         c->attest_deadline = now_usec() + (uint64_t) BASTION_ATTEST_TIMEOUT_MS * 1000;
         c->timer_source = sd_event_source_disable_unref(c->timer_source);
-        r = sd_event_add_time_relative(c->sup->event, &c->timer_source, CLOCK_MONOTONIC, 0, 0, on_attest_timer, c);
+        drop_ready_fd(c);
+        if (ready >= 0 && c->kind == CHILD_WORKER) {
+                r = sd_event_add_io(c->sup->event, &c->io_source, ready, EPOLLHUP, on_attest_ready, c);
+                if (r >= 0)
+                        r = sd_event_source_set_io_fd_own(c->io_source, true);
+                if (r >= 0) {
+                        ready = -1;     /* the source owns it now */
+                        first = c->attest_deadline;
+                } else {
+                        c->io_source = sd_event_source_disable_unref(c->io_source);
+                }
+        }
+        r = sd_event_add_time(c->sup->event, &c->timer_source, CLOCK_MONOTONIC, first, 0, on_attest_timer, c);
         if (r < 0) {
                 log_error_errno(r, "Cannot attest " CHILD_FMT ": %m; killing it", CHILD_ARGS(c));
                 (void) kill(c->pid, SIGKILL);

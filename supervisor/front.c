@@ -275,7 +275,7 @@ int front_spawn(struct supervisor *sup) {
                 return r < 0 ? r : -EIO;
         }
         log_info("front (pid %d) started: uid %u", (int) pid, (unsigned) sup->config.http->uid);
-        child_attest(f, SANDBOX_ROLE_FRONT, sup->config.http->uid);
+        child_attest(f, SANDBOX_ROLE_FRONT, sup->config.http->uid, -1);
         return 0;
 }
 

@@ -70,6 +70,7 @@ void worker_announce(struct child *w) {
 
 void worker_exited(struct child *w, const char *reason, bool failed) {
         w->chan_fd = safe_close(w->chan_fd);
+        w->io_source = sd_event_source_disable_unref(w->io_source);     /* its ready fd */
         worker_send_down(w, reason, failed);
 }
 
@@ -83,7 +84,8 @@ void worker_attested(struct child *w) {
         supervisor_check_ready(w->sup);
 }
 
-static int worker_exec(struct child *w, const struct server_config *sc, int chan_fd, int credential_fd, pid_t *ret_pid) {
+static int worker_exec(struct child *w, const struct server_config *sc, int chan_fd, int credential_fd, pid_t *ret_pid,
+                       int *ret_ready_fd) {
         _cleanup_free_ char *path = NULL, *label = NULL;
         int fds[2] = { chan_fd, credential_fd };
         char *argv[10];
@@ -104,7 +106,7 @@ static int worker_exec(struct child *w, const struct server_config *sc, int chan
         argv[n] = NULL;
         /* The channel at fd 3, the credential (when the server has one) at fd 4: sandbox_spawn closes
          * every other fd, so no other worker's credential can be inherited. */
-        return sandbox_spawn(&(struct sandbox_spawn) {
+        return sandbox_spawn_notify(&(struct sandbox_spawn) {
                 .name = label,
                 .role = SANDBOX_ROLE_WORKER,
                 .argv = argv,
@@ -114,19 +116,19 @@ static int worker_exec(struct child *w, const struct server_config *sc, int chan
                 .fds = fds,
                 .n_fds = credential_fd >= 0 ? 2 : 1,
                 .memory_max = sc->memory_max,
-        }, ret_pid);
+        }, ret_pid, ret_ready_fd);
 }
 
 /* Starts the process: everything it needs is at hand (its credential fd, or -1 when it has none). */
 static int worker_start(struct child *w, const struct server_config *sc, int credential_fd) {
-        _cleanup_close_ int ours = -1, theirs = -1;
+        _cleanup_close_ int ours = -1, theirs = -1, ready = -1;
         int pair[2], r;
         pid_t pid;
 
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0)
                 return child_spawn_failed(w, -errno), -errno;
         ours = pair[0], theirs = pair[1];
-        r = worker_exec(w, sc, theirs, credential_fd, &pid);
+        r = worker_exec(w, sc, theirs, credential_fd, &pid, &ready);
         if (r < 0)
                 return child_spawn_failed(w, r), r;
         r = child_watch(w, pid);
@@ -136,7 +138,7 @@ static int worker_start(struct child *w, const struct server_config *sc, int cre
         log_info("worker %s (pid %d) started: uid %u, generation %llu%s%s", w->name, (int) pid, (unsigned) sc->uid,
                  (unsigned long long) w->generation, credential_fd >= 0 ? ", credential " : "",
                  credential_fd >= 0 ? sc->credential : "");
-        child_attest(w, SANDBOX_ROLE_WORKER, sc->uid);
+        child_attest(w, SANDBOX_ROLE_WORKER, sc->uid, TAKE_FD(ready));
         return 0;
 }
 

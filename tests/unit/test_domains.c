@@ -290,6 +290,14 @@ Test(domains, seed_never_touches_a_database_with_data) {
         assert_unchanged(RETURNS, before);
 }
 
+Test(domains, reopening_an_up_to_date_database_writes_nothing) {
+        for (int i = 0; i < N_DOMAINS; i++) {
+                mcp_server_done(&fx[i].server);
+                assert_reopen_writes_nothing(domains[i], fx[i].db, &fx[i].state);
+                cr_assert_eq(mcp_server_init(&fx[i].server, domains[i], fx[i].state, -1), 0);
+        }
+}
+
 /* ---- reads ---- */
 
 Test(domains, get_order_returns_the_order_and_its_note_as_data) {

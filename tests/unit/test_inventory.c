@@ -131,6 +131,13 @@ Test(inventory, reopening_with_demo_data_keeps_reorders) {
         cr_assert_eq(count_rows(f.state, "SELECT count(*) FROM stock"), 29);
 }
 
+Test(inventory, reopening_an_up_to_date_database_writes_nothing) {
+        mcp_server_done(&f.server);
+        assert_reopen_writes_nothing(&inventory_domain, f.db, &f.state);
+        cr_assert_eq(mcp_server_init(&f.server, &inventory_domain, f.state, -1), 0);
+        cr_assert_eq(count_rows(f.state, "SELECT count(*) FROM stock"), 29);
+}
+
 Test(inventory, get_stock_totals_every_warehouse) {
         json_t *r = fixture_call(&f, "get_stock", "{\"sku\":\"SKU-1001\"}", NULL);
         json_t *want = json_loads("{\"sku\":\"SKU-1001\",\"name\":\"Pallet jack\",\"reorder_point\":5,\"warehouses\":["

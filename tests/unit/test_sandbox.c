@@ -7,6 +7,7 @@
 #include <criterion/criterion.h>
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -288,6 +289,155 @@ Test(spawn, refuses_root_worker_and_relative_binary) {
         cr_assert_eq(sandbox_spawn(&(struct sandbox_spawn) {
                 .name = "relative", .role = SANDBOX_ROLE_BROKER, .argv = (char *[]) { "true", NULL },
         }, &pid), -EINVAL);
+}
+
+/* A worker is handed its filter precompiled, on a socket whose hang-up says "attest me now". That
+ * hang-up is only a hint: a child that closes it without locking down is still pending, and would be
+ * killed at the deadline, never routed to. */
+Test(spawn, worker_hangup_without_lockdown_is_no_attestation) {
+        struct sandbox_attestation a;
+        struct pollfd p;
+        char comm[32] = "", path[64];
+        pid_t pid;
+        int ready;
+
+        cr_assert_eq(sandbox_spawn_notify(&(struct sandbox_spawn) {
+                .name = "liar", .role = SANDBOX_ROLE_WORKER, .host_uid = 4000212, .host_gid = 4000212,
+                .argv = (char *[]) { "/bin/sh", "-c",
+                                     "test \"$" SANDBOX_FILTER_FD_ENV "\" = 3 && exec 3<&- && exec sleep 5", NULL },
+        }, &pid, &ready), 0);
+        cr_assert_geq(ready, 0);
+        p = (struct pollfd) { .fd = ready, .events = 0 };
+        cr_assert_eq(poll(&p, 1, 5000), 1, "no hang-up");
+        cr_assert(p.revents & POLLHUP, "revents %#x", p.revents);
+        /* It got the filter socket at fd 3, named in its environment, and went on to sleep. */
+        snprintf(path, sizeof(path), "/proc/%d/comm", (int) pid);
+        for (int i = 0; i < 100 && !strstr(comm, "sleep"); i++) {
+                FILE *f = fopen(path, "re");
+
+                usleep(10000);
+                if (f) {
+                        if (!fgets(comm, sizeof(comm), f))
+                                comm[0] = '\0';
+                        fclose(f);
+                }
+        }
+        cr_assert(strstr(comm, "sleep"), "comm %s", comm);
+#ifndef BASTION_SANITIZERS
+        cr_assert_eq(sandbox_attest(pid, SANDBOX_ROLE_WORKER, 4000212, &a), -EAGAIN, "%s", a.reason);
+        cr_assert_eq(sandbox_attest_wait(pid, SANDBOX_ROLE_WORKER, 4000212, 20, &a), -ETIMEDOUT);
+#else
+        cr_assert_neq(sandbox_attest(pid, SANDBOX_ROLE_WORKER, 4000212, &a), 0);
+#endif
+        close(ready);
+        kill(pid, SIGKILL);
+        cr_assert_eq(waitpid(pid, NULL, 0), pid);
+}
+
+/* Other roles get no filter socket and no ready fd. The broker, and only the broker, learns where
+ * systemd's credentials are (its store key may be one); the rest of the environment is dropped. */
+Test(spawn, environment_per_role) {
+        pid_t pid;
+        int ready = 123, status;
+
+        setenv("CREDENTIALS_DIRECTORY", "/run/credentials/bastiond.service", 1);
+        setenv("BASTION_TEST_SECRET_ENV", "x", 1);
+        cr_assert_eq(sandbox_spawn_notify(&(struct sandbox_spawn) {
+                .name = "broker-like", .role = SANDBOX_ROLE_BROKER,
+                .argv = (char *[]) { "/bin/sh", "-c",
+                                     "test -z \"$" SANDBOX_FILTER_FD_ENV "\" || exit 3; "
+                                     "test \"$CREDENTIALS_DIRECTORY\" = /run/credentials/bastiond.service || exit 4; "
+                                     "test -z \"$BASTION_TEST_SECRET_ENV\" || exit 5; exit 0", NULL },
+        }, &pid, &ready), 0);
+        cr_assert_eq(ready, -1);
+        cr_assert_eq(waitpid(pid, &status, 0), pid);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "broker status %#x", status);
+        cr_assert_eq(sandbox_spawn_notify(&(struct sandbox_spawn) {
+                .name = "worker-like", .role = SANDBOX_ROLE_WORKER, .host_uid = 4000213, .host_gid = 4000213,
+                .argv = (char *[]) { "/bin/sh", "-c",
+                                     "test -n \"$" SANDBOX_FILTER_FD_ENV "\" || exit 3; "
+                                     "test -z \"$CREDENTIALS_DIRECTORY\" || exit 4; "
+                                     "test -z \"$BASTION_TEST_SECRET_ENV\" || exit 5; exit 0", NULL },
+        }, &pid, &ready), 0);
+        cr_assert_geq(ready, 0);
+        close(ready);
+        cr_assert_eq(waitpid(pid, &status, 0), pid);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "worker status %#x", status);
+        unsetenv("CREDENTIALS_DIRECTORY");
+        unsetenv("BASTION_TEST_SECRET_ENV");
+}
+
+/* The program the supervisor hands out is the role's filter for pid 1, byte for byte. */
+Test(lockdown, precompiled_program_is_the_roles_filter_for_pid_1) {
+        const struct sandbox_filter_msg *msg, *again;
+        scmp_filter_ctx ctx;
+        char path[] = "/tmp/bastion-bpf.XXXXXX", buf[sizeof(msg->insns) + 1];
+        int fd = mkstemp(path);
+        ssize_t n;
+
+        cr_assert_geq(fd, 0);
+        unlink(path);
+        cr_assert_eq(sandbox_filter_program(SANDBOX_ROLE_WORKER, &msg), 0);
+        cr_assert_eq(sandbox_filter_program(SANDBOX_ROLE_WORKER, &again), 0);
+        cr_assert_eq(msg, again, "compiled twice");
+        cr_assert_eq(msg->magic, SANDBOX_FILTER_MAGIC);
+        cr_assert_eq(msg->role, SANDBOX_ROLE_WORKER);
+        cr_assert_eq(sandbox_filter_build_for(SANDBOX_ROLE_WORKER, 1, &ctx), 0);
+        cr_assert_eq(seccomp_export_bpf(ctx, fd), 0);
+        seccomp_release(ctx);
+        n = pread(fd, buf, sizeof(buf), 0);
+        close(fd);
+        cr_assert_eq(n, (ssize_t) (msg->len * sizeof(struct sock_filter)));
+        cr_assert_eq(memcmp(buf, msg->insns, (size_t) n), 0);
+}
+
+/* What sandbox_lockdown() makes of a filter message, in a child that never gets past the check (the
+ * message is read before anything is changed). Returns the lockdown's result. */
+static int lockdown_with_message(const void *msg, size_t size, int type) {
+        int sv[2], status;
+        pid_t pid;
+
+        cr_assert_eq(socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, sv), 0);
+        if (size > 0)
+                cr_assert_eq(send(sv[0], msg, size, 0), (ssize_t) size);
+        pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0) {
+                char v[16];
+
+                snprintf(v, sizeof(v), "%d", sv[1]);
+                setenv(SANDBOX_FILTER_FD_ENV, v, 1);
+                _exit(-sandbox_lockdown(&(struct sandbox_lockdown) { .role = SANDBOX_ROLE_WORKER }));
+        }
+        close(sv[0]);
+        close(sv[1]);
+        cr_assert_eq(waitpid(pid, &status, 0), pid);
+        cr_assert(WIFEXITED(status), "status %#x", status);
+        return -WEXITSTATUS(status);
+}
+
+Test(lockdown, refuses_a_filter_message_not_meant_for_it) {
+        static struct sandbox_filter_msg bad;
+        const struct sandbox_filter_msg *good;
+        size_t size;
+
+        cr_assert_eq(sandbox_filter_program(SANDBOX_ROLE_WORKER, &good), 0);
+        size = SANDBOX_FILTER_MSG_SIZE(good->len);
+        memcpy(&bad, good, size);
+        bad.magic ^= 1;
+        cr_assert_eq(lockdown_with_message(&bad, size, SOCK_SEQPACKET), -EBADMSG, "wrong magic");
+        memcpy(&bad, good, size);
+        bad.role = SANDBOX_ROLE_BROKER;
+        cr_assert_eq(lockdown_with_message(&bad, size, SOCK_SEQPACKET), -EBADMSG, "another role's program");
+        memcpy(&bad, good, size);
+        cr_assert_eq(lockdown_with_message(&bad, size - sizeof(struct sock_filter), SOCK_SEQPACKET), -EBADMSG,
+                     "one instruction short");
+        bad.len = 0;
+        cr_assert_eq(lockdown_with_message(&bad, SANDBOX_FILTER_MSG_SIZE(0), SOCK_SEQPACKET), -EBADMSG, "empty");
+        cr_assert_eq(lockdown_with_message(NULL, 0, SOCK_SEQPACKET), -EAGAIN, "nothing sent");
+        cr_assert_eq(lockdown_with_message(good, size, SOCK_STREAM), -ENOTSOCK, "not a seqpacket socket");
+        /* A good program, but we are not pid 1 of a pid namespace: its tgkill rule would be wrong. */
+        cr_assert_eq(lockdown_with_message(good, size, SOCK_SEQPACKET), -ESRCH);
 }
 
 Test(attest, broker_role_has_no_capabilities_and_no_new_privs) {

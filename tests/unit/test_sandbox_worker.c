@@ -6,6 +6,7 @@
 #include <criterion/criterion.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <poll.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -53,11 +54,15 @@ static json_t *tool(int id, const char *name, json_t *args) {
         return reply;
 }
 
-/* A fresh state dir owned by the worker uid, and the worker spawned into it like the supervisor does. */
+/* A fresh state dir owned by the worker uid, and the worker spawned into it like the supervisor does:
+ * attested once its ready fd hangs up, which it does only when its lockdown is complete (no retry).
+ * The filter socket it was handed (fd 4, after the channel) is closed by then. */
 static pid_t spawn_worker(const char *domain) {
         struct sandbox_attestation a;
-        char db[128];
-        int sv[2];
+        struct pollfd p;
+        struct stat st;
+        char db[128], path[64];
+        int sv[2], ready;
         pid_t pid;
 
         strcpy(dir, "/tmp/bastion-sbworker.XXXXXX");
@@ -66,17 +71,22 @@ static pid_t spawn_worker(const char *domain) {
         cr_assert_eq(chown(dir, WORKER_UID, WORKER_UID), 0);
         snprintf(db, sizeof(db), "%s/%s.db", dir, domain);
         cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-        cr_assert_eq(sandbox_spawn(&(struct sandbox_spawn) {
+        cr_assert_eq(sandbox_spawn_notify(&(struct sandbox_spawn) {
                 .name = domain, .role = SANDBOX_ROLE_WORKER, .host_uid = WORKER_UID, .host_gid = WORKER_UID,
                 .state_dir = dir, .fds = &sv[1], .n_fds = 1, .memory_max = 512ULL << 20,
                 .argv = (char *[]) { BASTION_WORKER_PATH, (char *) domain, "--db", db, "--fd", "3", "--demo-data",
                                      "--sandbox", NULL },
-        }, &pid), 0);
+        }, &pid, &ready), 0);
         close(sv[1]);
         chan = sv[0];
         chan_in = fdopen(dup(chan), "r");
-        cr_assert_eq(sandbox_attest_wait(pid, SANDBOX_ROLE_WORKER, WORKER_UID, BASTION_ATTEST_TIMEOUT_MS, &a), 0,
-                     "%s: %s", domain, a.reason);
+        cr_assert_geq(ready, 0);
+        p = (struct pollfd) { .fd = ready, .events = 0 };
+        cr_assert_eq(poll(&p, 1, BASTION_ATTEST_TIMEOUT_MS), 1, "%s: no hang-up", domain);
+        close(ready);
+        cr_assert_eq(sandbox_attest(pid, SANDBOX_ROLE_WORKER, WORKER_UID, &a), 0, "%s: %s", domain, a.reason);
+        snprintf(path, sizeof(path), "/proc/%d/fd/4", (int) pid);
+        cr_assert_eq(lstat(path, &st), -1, "%s: the filter socket is still open", domain);
         json_decref(call(1, "initialize", json_pack("{s:s, s:{}, s:{s:s, s:s}}", "protocolVersion", "2025-11-25",
                                                     "capabilities", "clientInfo", "name", "test", "version", "1")));
         cr_assert_gt(dprintf(chan, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n"), 0);

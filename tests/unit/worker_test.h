@@ -29,6 +29,52 @@ static inline void fixture_open(struct worker_fixture *f, bool demo) {
         cr_assert_eq(mcp_server_init(&f->server, &inventory_domain, f->state, -1), 0);
 }
 
+/* The whole content of a file ("" when it does not exist), for before/after comparisons. */
+static inline char *file_bytes(const char *path, size_t *ret_size) {
+        FILE *fp = fopen(path, "rb");
+        char *buf = NULL;
+        size_t size = 0;
+
+        if (fp) {
+                cr_assert_eq(fseek(fp, 0, SEEK_END), 0);
+                size = (size_t) ftell(fp);
+                rewind(fp);
+        }
+        buf = calloc(1, size + 1);
+        cr_assert_not_null(buf);
+        if (fp) {
+                cr_assert_eq(fread(buf, 1, size, fp), size);
+                fclose(fp);
+        }
+        *ret_size = size;
+        return buf;
+}
+
+/* Closes the database and opens it again as a worker start does (with --demo-data), asserting that
+ * the database and its WAL are byte for byte what they were: an up-to-date database costs a start
+ * no write and no fdatasync. */
+static inline void assert_reopen_writes_nothing(const struct domain *d, const char *db, void **state) {
+        char wal[128];
+        size_t db_size, wal_size, n;
+        char *db_before, *wal_before, *after;
+
+        snprintf(wal, sizeof(wal), "%s-wal", db);
+        d->close(*state);
+        *state = NULL;
+        db_before = file_bytes(db, &db_size);
+        wal_before = file_bytes(wal, &wal_size);
+        cr_assert_eq(d->open(db, true, state), 0, "reopen %s", d->name);
+        after = file_bytes(db, &n);
+        cr_assert(n == db_size && memcmp(after, db_before, n) == 0, "%s: opening wrote to the database", d->name);
+        free(after);
+        after = file_bytes(wal, &n);
+        cr_assert(n == wal_size && memcmp(after, wal_before, n) == 0, "%s: opening wrote to the WAL (%zu -> %zu bytes)",
+                  d->name, wal_size, n);
+        free(after);
+        free(db_before);
+        free(wal_before);
+}
+
 static inline void fixture_close(struct worker_fixture *f) {
         char cmd[128];
 
