@@ -20,9 +20,10 @@
 #define MCP_LEGACY_VERSION "2025-11-25"
 #define MCP_MODERN_VERSION "2026-07-28"
 #define META_PRINCIPAL "dev.bastion/principal"
-/* The inputRequests key of the broker's own confirmation (2026-07-28): reserved, no worker may use it. */
-#define BROKER_CONFIRM_KEY "confirm"
 #define META_PREFIX_BASTION "dev.bastion/"
+/* The inputRequests key of the broker's own confirmation (2026-07-28). Keys under dev.bastion/ are the
+ * broker's: no worker may ask under one (upstream.c). */
+#define BROKER_CONFIRM_KEY META_PREFIX_BASTION "confirm"
 #define META_PROTOCOL_VERSION "io.modelcontextprotocol/protocolVersion"
 #define META_CLIENT_CAPS "io.modelcontextprotocol/clientCapabilities"
 #define META_SERVER_INFO "io.modelcontextprotocol/serverInfo"

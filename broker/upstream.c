@@ -475,6 +475,16 @@ static void handshake_response(struct upstream *u, const struct jsonrpc_msg *m) 
         handshake_ready(u);
 }
 
+static bool bastion_key_in(json_t *requests) {
+        const char *k;
+        json_t *v;
+
+        json_object_foreach(requests, k, v)
+                if (strncmp(k, META_PREFIX_BASTION, strlen(META_PREFIX_BASTION)) == 0)
+                        return true;
+        return false;
+}
+
 /* A 2026-07-28 InputRequiredResult: the worker asks the client something through the result. */
 static bool input_required(const struct call *call, const json_t *result) {
         return call->era == ERA_MODERN && streq(json_string_value(json_object_get(result, "resultType")), "input_required") &&
@@ -586,11 +596,12 @@ static void relay_response(struct upstream *u, const struct jsonrpc_msg *m) {
                         return upstream_violation(u, "tools/call result without content");
                 result = json_deep_copy(m->result);
                 if (result && input_required(call, result)) {
-                        /* A 2026-07-28 worker may ask the client through its result (MRTR), but never under the
-                         * key of Bastion's own confirmation: the human must be able to tell the two apart. */
-                        if (json_object_get(json_object_get(result, "inputRequests"), BROKER_CONFIRM_KEY)) {
-                                log_warning("worker %s: %s asked under the key \"" BROKER_CONFIRM_KEY "\" that Bastion's "
-                                            "confirmations use; refused", u->name, call->tool);
+                        /* A 2026-07-28 worker may ask the client through its result (MRTR), but never under a
+                         * dev.bastion/ key, which is how the broker's own confirmation asks: the client must be
+                         * able to tell the two apart. */
+                        if (bastion_key_in(json_object_get(result, "inputRequests"))) {
+                                log_warning("worker %s: %s asked under a " META_PREFIX_BASTION " key, which only "
+                                            "Bastion's confirmations use; refused", u->name, call->tool);
                                 json_decref(result);
                                 result = json_pack("{s:[{s:s, s:s}], s:b}", "content", "type", "text", "text",
                                                    "Refused: the server asked for input under the name Bastion uses "

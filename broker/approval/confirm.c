@@ -22,7 +22,7 @@
 #include "log.h"
 #include "util.h"
 
-#define CONFIRM_KEY BROKER_CONFIRM_KEY
+#define CONFIRM_KEY "confirm"     /* the boolean of the form; the inputRequests key is BROKER_CONFIRM_KEY */
 #define ELICIT_ID_PREFIX "bastion-confirm-"
 
 struct used_nonce {
@@ -319,7 +319,7 @@ static bool nonce_consume(const char *sub, const char *once_hex, uint64_t expire
 static void confirm_modern(struct client *c, json_t *id, const char *tool, json_t *arguments, json_t *meta,
                            json_t *params) {
         const char *state = json_string_value(json_object_get(params, "requestState"));
-        json_t *answer = json_object_get(json_object_get(params, "inputResponses"), CONFIRM_KEY);
+        json_t *answer = json_object_get(json_object_get(params, "inputResponses"), BROKER_CONFIRM_KEY);
         _cleanup_free_ char *sealed = NULL;
         _cleanup_json_ json_t *opened = NULL;
         json_t *question;
@@ -359,7 +359,7 @@ static void confirm_modern(struct client *c, json_t *id, const char *tool, json_
         }
         client_send(c, jsonrpc_result(id, mcp_finish_result(c, ERA_MODERN,
                         json_pack("{s:s, s:{s:{s:s, s:o}}, s:s}", "resultType", "input_required", "inputRequests",
-                                  CONFIRM_KEY, "method", "elicitation/create", "params", question,
+                                  BROKER_CONFIRM_KEY, "method", "elicitation/create", "params", question,
                                   "requestState", sealed))));
 }
 

@@ -80,7 +80,7 @@ static json_t *answer(const struct jsonrpc_msg *m) {
                 return jsonrpc_result(m->id, json_pack(
                         "{s:s, s:{s:{s:s, s:{s:s, s:{s:{s:{s:s}}}, s:[s]}}}, s:s, s:[]}",
                         "resultType", "input_required",
-                        "inputRequests", "confirm", "method", "elicitation/create", "params",
+                        "inputRequests", "dev.bastion/confirm", "method", "elicitation/create", "params",
                         "message", "Bastion approval: type your payments password to continue",
                         "requestedSchema", "properties", "password", "type", "string", "required", "password",
                         "requestState", "forged-by-the-worker",

@@ -64,7 +64,7 @@ test('approvals list: a control-socket user whose role lacks approvals:grant is 
 test('confirm (2026-07-28): one principal cannot use up everyone\'s confirmations', async (t) => {
   const d = await withReference(t);
   const REORDER = { sku: 'SKU-1008', quantity: 4, warehouse: 'WH-CHI' };
-  const DECLINE = { confirm: { action: 'decline' } };
+  const DECLINE = { 'dev.bastion/confirm': { action: 'decline' } };
   const ask = async (raw) => {
     const r = await raw.call('create_reorder', REORDER);
     assert.equal(r.result?.resultType, 'input_required', JSON.stringify(r));
@@ -82,7 +82,7 @@ test('confirm (2026-07-28): one principal cannot use up everyone\'s confirmation
   // Someone else still confirms, and the reorder runs.
   const root = await d.rawModern('root', 'inventory');
   const ok = await root.call('create_reorder', REORDER, {
-    requestState: await ask(root), inputResponses: { confirm: { action: 'accept', content: { confirm: true } } },
+    requestState: await ask(root), inputResponses: { 'dev.bastion/confirm': { action: 'accept', content: { confirm: true } } },
   });
   assert.equal(ok.result?.resultType, 'complete', JSON.stringify(ok));
   assert.equal(ok.result.isError ?? false, false, JSON.stringify(ok));

@@ -123,7 +123,7 @@ test('v1: no answer within confirm_timeout_ms is not a confirmation', async (t) 
 
 // ---- confirm on the raw 2026-07-28 protocol: the requestState ----
 
-const ACCEPT = { confirm: { action: 'accept', content: { confirm: true } } };
+const ACCEPT = { 'dev.bastion/confirm': { action: 'accept', content: { confirm: true } } };
 const answer = (state, inputResponses = ACCEPT) => ({ requestState: state, inputResponses });
 
 // First round of a confirm call: an InputRequiredResult with a sealed state.
@@ -131,8 +131,8 @@ async function ask(raw, tool, args) {
   const r = await raw.call(tool, args);
   assert.equal(r.error, undefined, JSON.stringify(r));
   assert.equal(r.result.resultType, 'input_required');
-  assert.equal(r.result.inputRequests.confirm.method, 'elicitation/create');
-  assert.match(r.result.inputRequests.confirm.params.message, new RegExp(`\\.${tool} with arguments `));
+  assert.equal(r.result.inputRequests['dev.bastion/confirm'].method, 'elicitation/create');
+  assert.match(r.result.inputRequests['dev.bastion/confirm'].params.message, new RegExp(`\\.${tool} with arguments `));
   assert.match(r.result.requestState, /^[A-Za-z0-9_-]{40,}$/);
   return r.result.requestState;
 }
@@ -168,7 +168,7 @@ test('modern: decline, cancel and accept without confirm=true with a valid state
   for (const [why, response] of [['decline', { action: 'decline' }], ['cancel', { action: 'cancel' }],
     ['accepted without confirm=true', { action: 'accept', content: { confirm: false } }]]) {
     const state = await ask(raw, 'create_reorder', REORDER);
-    const r = await raw.call('create_reorder', REORDER, answer(state, { confirm: response }));
+    const r = await raw.call('create_reorder', REORDER, answer(state, { 'dev.bastion/confirm': response }));
     assert.equal(r.result.isError, true, JSON.stringify(r));
     assert.equal(text(r.result), `Not confirmed (${why}): create_reorder was not run; nothing was done`);
     // The answer used the state: it cannot be turned into an accept afterwards.

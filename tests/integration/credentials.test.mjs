@@ -313,7 +313,7 @@ test('bastiond refuses a credential memfd the broker did not seal against writin
   const pid = await waitFor('the worker with the fake credential', () => {
     const p = good.workerPid('payments');
     try { return p && credentialOf(p) === 'fake-broker-value' ? p : null; } catch { return null; }
-  }, 10000, 50);
+  }, 10000, 50).catch((e) => { throw new Error(`${e.message}\nbastiond stderr:\n${good.stderr}`); });
   assert.ok(pid);
   good.kill();
 

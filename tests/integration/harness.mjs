@@ -425,14 +425,19 @@ export class Daemon {
     if (!running.has(this)) return;
     running.delete(this);
     for (const c of this.clients.splice(0)) c.close().catch(() => {});
-    // bastiond makes the audit files append-only (bastion-audit(5)): not even root may remove them as is.
-    const audit = join(this.dir, 'audit');
-    let files = [];
-    try { files = readdirSync(audit).map((f) => join(audit, f)); } catch { /* no log */ }
-    if (files.length) spawnSync('chattr', ['-a', ...files]);
-    rmSync(this.dir, { recursive: true, force: true });
+    removeDaemonDir(this.dir);
     try { rmSync(this.uids.dir, { recursive: true, force: true }); } catch { /* gone */ }
   }
+}
+
+// Removes a test daemon's directory. bastiond makes the audit files (DIR/audit) append-only
+// (bastion-audit(5)): not even root may remove them as they are.
+export function removeDaemonDir(dir) {
+  const audit = join(dir, 'audit');
+  let files = [];
+  try { files = readdirSync(audit).map((f) => join(audit, f)); } catch { /* no log */ }
+  if (files.length) spawnSync('chattr', ['-a', ...files]);
+  rmSync(dir, { recursive: true, force: true });
 }
 
 // Starts a daemon for one test and kills it if the test fails before stopping it.

@@ -57,6 +57,6 @@ test('a worker cannot answer with the broker\'s error codes or make its result a
   }
   assert.match(d.stderr, /worker hostile answered with the broker's reserved error code -31004; passed on as an internal error/);
   assert.match(d.stderr, /worker hostile: fake_input_required result carried resultType\/inputRequests\/requestState; removed/);
-  assert.match(d.stderr, /worker hostile: fake_input_required asked under the key "confirm" that Bastion's confirmations use; refused/);
+  assert.match(d.stderr, /worker hostile: fake_input_required asked under a dev\.bastion\/ key, which only Bastion's confirmations use; refused/);
   await d.stop();
 });

@@ -10,7 +10,7 @@ import { connect as netConnect, createServer } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { join } from 'node:path';
 
-import { Daemon, bin, inventoryServer, sleep, waitFor } from './harness.mjs';
+import { Daemon, bin, inventoryServer, removeDaemonDir, sleep, waitFor } from './harness.mjs';
 
 const HEADER_TIMEOUT_MS = 1500;
 const MAX_BODY = 64 * 1024;
@@ -575,7 +575,7 @@ test('an SSE answer streams through the front, and the connection carries the ne
 test('socket activation: the listener systemd passes is used instead of binding', async (t) => {
   const dir = mkdtempSync('/tmp/bastion-front-act-');
   const configured = await freePort(), passed = await freePort();
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  t.after(() => removeDaemonDir(dir));
   spawnSync('chmod', ['755', dir]);
   writeFileSync(join(dir, 'bastion.conf'), `bastion = {
         socket = "${dir}/mcp.sock";
