@@ -16,3 +16,7 @@ bench_spawn_LDADD = $(SANDBOX_LIBS)
 noinst_PROGRAMS += bench/calls
 bench_calls_SOURCES = bench/calls.c
 bench_calls_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) -DBENCH_BUILDDIR=\"$(abs_top_builddir)\"
+
+# bench/http: HTTPS + JWT through the whole chain versus the official SDK's Streamable HTTP server (issue #6).
+# Run with node (tests/node_modules provides the SDK): node bench/http.mjs BUILDDIR [SECONDS]
+EXTRA_DIST += bench/http.mjs
