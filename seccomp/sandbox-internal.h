@@ -49,7 +49,6 @@ int sandbox_seccomp_apply(enum sandbox_role role);
  * of this layout, over a SOCK_SEQPACKET socketpair whose other end the child inherits at the fd
  * named by SANDBOX_FILTER_FD_ENV. The child closes its end as the last step of its lockdown, so the
  * supervisor's end hangs up exactly when the child is ready to be attested (or dead). */
-#define SANDBOX_FILTER_FD_ENV "BASTION_SANDBOX_FILTER_FD"
 #define SANDBOX_FILTER_MAGIC 0x42534346u        /* "BSCF" */
 struct sandbox_filter_msg {
         uint32_t magic;

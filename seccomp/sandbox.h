@@ -53,6 +53,8 @@ int sandbox_spawn(const struct sandbox_spawn *s, pid_t *ret_pid);
  * end, at fd 3 + n_fds, named by BASTION_SANDBOX_FILTER_FD in its environment; sandbox_lockdown()
  * loads it instead of compiling its own and closes it as its last step. The hang-up is a hint, not
  * a proof: the verdict is still sandbox_attest()'s, from /proc. */
+#define SANDBOX_FILTER_FD_ENV "BASTION_SANDBOX_FILTER_FD"
+
 int sandbox_spawn_notify(const struct sandbox_spawn *s, pid_t *ret_pid, int *ret_ready_fd);
 
 /* Process side: called by the confined program after it has initialised its libraries and opened

@@ -5,11 +5,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "bounds.h"
 #include "log.h"
+#include "sandbox.h"
 #include "workers/worker.h"
 
 static struct {
@@ -23,6 +25,9 @@ int worker_credential_take(void) {
         int seals;
 
         if (fcntl(WORKER_CREDENTIAL_FD, F_GETFD) < 0)
+                return 0;
+        /* A worker without a credential has the sandbox's filter socket right after its channel. */
+        if (getenv(SANDBOX_FILTER_FD_ENV) && atoi(getenv(SANDBOX_FILTER_FD_ENV)) == WORKER_CREDENTIAL_FD)
                 return 0;
         /* Only what bastiond hands over counts: a memfd nobody can change any more. Anything else at
          * fd 4 (a shell's redirection when run by hand) is not ours to read. */

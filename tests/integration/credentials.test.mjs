@@ -131,6 +131,9 @@ test('each worker gets its own credential at fd 4, again after a crash and after
   await c.close();
 
   for (const v of Object.values(SECRETS)) assert.ok(!d.stderr.includes(v), 'a secret value is in the daemon log');
+  // Workers without a credential see nothing at fd 4 that they would take for one (their sandbox
+  // filter socket sits there until their lockdown closes it).
+  assert.doesNotMatch(d.stderr, /not a sealed credential memfd/);
   await d.stop();
 });
 
