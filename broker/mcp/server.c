@@ -207,45 +207,43 @@ static void handle_tools_call(struct client *c, enum era era, json_t *id, json_t
         upstream_call(u, c, id, era, name, arguments, meta, NULL);
 }
 
+/* A list the server has nothing for (no policy entry, no capability): empty, and for a 2026-07-28
+ * client cacheable like any list, privately (it depends on the caller's scopes). */
+static void reply_empty_list(struct client *c, enum era era, json_t *id, const char *key) {
+        json_t *r = json_pack("{s:[]}", key);
+
+        if (era == ERA_MODERN) {
+                json_object_set_new(r, "ttlMs", json_integer(0));
+                json_object_set_new(r, "cacheScope", json_string("private"));
+        }
+        reply(c, era, id, r);
+}
+
 static void handle_resources_list(struct client *c, enum era era, json_t *id, json_t *params) {
         struct upstream *u;
 
         if (json_object_get(params, "cursor"))
                 return reply_error(c, id, JSONRPC_INVALID_PARAMS, "Invalid params: unknown cursor", NULL);
-        if (!policy_server_has_resources(&c->b->config, c->server)) {
-                json_t *r = json_pack("{s:[]}", "resources");
-                if (era == ERA_MODERN) {
-                        json_object_set_new(r, "ttlMs", json_integer(0));
-                        json_object_set_new(r, "cacheScope", json_string("private"));
-                }
-                return reply(c, era, id, r);
-        }
+        if (!policy_server_has_resources(&c->b->config, c->server))
+                return reply_empty_list(c, era, id, "resources");
         u = ready_upstream(c, id);
         if (u)
                 upstream_resource(u, c, id, era, CALL_RESOURCES_LIST, NULL, json_object_get(params, "_meta"));
 }
 
 static void handle_templates_list(struct client *c, enum era era, json_t *id, json_t *params) {
-        json_t *r = json_pack("{s:[]}", "resourceTemplates");
         struct upstream *u;
 
-        if (json_object_get(params, "cursor")) {
-                json_decref(r);
+        if (json_object_get(params, "cursor"))
                 return reply_error(c, id, JSONRPC_INVALID_PARAMS, "Invalid params: unknown cursor", NULL);
-        }
         u = upstream_get(c->b, c->server);
         if (policy_server_has_resources(&c->b->config, c->server) && u && json_object_get(u->caps, "resources")) {
-                json_decref(r);
                 u = ready_upstream(c, id);
                 if (u)
                         upstream_forward(u, c, id, era, CALL_TEMPLATES_LIST, "resources/templates/list", params);
                 return;
         }
-        if (era == ERA_MODERN) {
-                json_object_set_new(r, "ttlMs", json_integer(0));
-                json_object_set_new(r, "cacheScope", json_string("private"));
-        }
-        reply(c, era, id, r);
+        reply_empty_list(c, era, id, "resourceTemplates");
 }
 
 /* A resource the policy does not name is reported exactly like one that does not exist. */
@@ -278,18 +276,11 @@ static bool has_prompts(const struct client *c) {
 
 static void handle_prompts_list(struct client *c, enum era era, json_t *id, json_t *params) {
         struct upstream *u;
-        json_t *r;
 
         if (json_object_get(params, "cursor"))
                 return reply_error(c, id, JSONRPC_INVALID_PARAMS, "Invalid params: unknown cursor", NULL);
-        if (!has_prompts(c)) {
-                r = json_pack("{s:[]}", "prompts");
-                if (era == ERA_MODERN) {
-                        json_object_set_new(r, "ttlMs", json_integer(0));
-                        json_object_set_new(r, "cacheScope", json_string("private"));
-                }
-                return reply(c, era, id, r);
-        }
+        if (!has_prompts(c))
+                return reply_empty_list(c, era, id, "prompts");
         u = ready_upstream(c, id);
         if (u)
                 upstream_forward(u, c, id, era, CALL_PROMPTS_LIST, "prompts/list", params);
