@@ -12,6 +12,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -433,6 +434,52 @@ static bool header_value_is(const char *header, const char *value) {
         return streq(header, value);
 }
 
+/* SEP-2243: an argument whose inputSchema property declares `x-mcp-header: NAME` travels in the header
+ * Mcp-Param-NAME as well, and the two must agree: a header without its argument, an argument without its
+ * header, an undecodable "=?base64?…?=" value or another value is a mismatch. Strings compare exactly,
+ * integers numerically, booleans as "true"/"false". Returns the NAME that does not match, or NULL. */
+static const char *param_header_mismatch(const struct http_request *r, const json_t *schema, const json_t *args) {
+        const char *key;
+        json_t *prop;
+
+        json_object_foreach(json_object_get(schema, "properties"), key, prop) {
+                const char *name = json_string_value(json_object_get(prop, "x-mcp-header")), *hv;
+                const json_t *v = json_object_get(args, key);
+                char lname[128], text[32];
+
+                if (!name || snprintf(lname, sizeof(lname), "mcp-param-%s", name) >= (int) sizeof(lname))
+                        continue;
+                for (char *c = lname; *c; c++)
+                        *c = (char) (*c >= 'A' && *c <= 'Z' ? *c - 'A' + 'a' : *c);
+                hv = http_header(r, lname);
+                if (!v || json_is_null(v)) {
+                        if (hv)
+                                return name;
+                        continue;
+                }
+                if (!hv)
+                        return name;
+                if (json_is_string(v)) {
+                        if (!header_value_is(hv, json_string_value(v)))
+                                return name;
+                } else if (json_is_integer(v)) {
+                        char *end;
+                        long long n;
+
+                        errno = 0;
+                        n = strtoll(hv, &end, 10);
+                        if (errno || end == hv || *end || n != json_integer_value(v))
+                                return name;
+                } else if (json_is_boolean(v)) {
+                        snprintf(text, sizeof(text), "%s", json_is_true(v) ? "true" : "false");
+                        if (!streq(hv, text))
+                                return name;
+                } else
+                        return name;    /* x-mcp-header belongs on strings, integers and booleans only */
+        }
+        return NULL;
+}
+
 static void modern_post(struct http_state *h, const struct http_request *r, const struct server_config *s,
                         const struct principal *p, const struct jsonrpc_msg *m) {
         const char *hv = http_header(r, "mcp-protocol-version"), *method = http_header(r, "mcp-method");
@@ -466,6 +513,20 @@ static void modern_post(struct http_state *h, const struct http_request *r, cons
                 if (!header_value_is(http_header(r, "mcp-name"), name))
                         return reply_rpc_error(h, r, 400, m->id, MCP_HEADER_MISMATCH,
                                                "Header mismatch: Mcp-Name must equal the name or uri", NULL);
+        }
+        if (streq(m->method, "tools/call")) {
+                struct upstream *u = upstream_get(h->b, s->name);
+                const json_t *tool = u ? upstream_tool(u, json_string_value(json_object_get(m->params, "name"))) : NULL;
+                const char *bad = tool ? param_header_mismatch(r, json_object_get(tool, "inputSchema"),
+                                                               json_object_get(m->params, "arguments")) : NULL;
+                if (bad) {
+                        char msg[192];
+
+                        snprintf(msg, sizeof(msg), "Header mismatch: Mcp-Param-%.100s must carry the argument it mirrors",
+                                 bad);
+                        return reply_rpc_error(h, r, 400, m->id, MCP_HEADER_MISMATCH, msg,
+                                               json_pack("{s:s}", "header", bad));
+                }
         }
         if (m->kind == JSONRPC_NOTIFICATION)
                 /* Cancellation is closing the stream; nothing else is acted on. */

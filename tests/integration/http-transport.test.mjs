@@ -55,7 +55,10 @@ ${tls ? `        tls_cert = ${q(tls.cert)};\n        tls_key = ${q(tls.key)};\n`
 // The conformance fixtures' progress tool streams its answer (SSE) through the front.
 const CONFORMANCE = `        conformance = {
                 domain = "conformance";
-                tools = { test_tool_with_progress = { scopes = [ "conformance:use" ]; }; };
+                tools = {
+                        test_tool_with_progress = { scopes = [ "conformance:use" ]; };
+                        test_custom_headers = { scopes = [ "conformance:use" ]; };
+                };
         };
 `;
 
@@ -569,6 +572,43 @@ test('an SSE answer streams through the front, and the connection carries the ne
   await waitFor('the front to notice', () => /conn \d+ closed: the client went away before the answer/.test(d.stderr), 5000);
   const after = await exchange(port, call(5));
   assert.equal(after.status, 200);
+  await d.stop();
+});
+
+// SEP-2243: arguments whose schema says x-mcp-header travel in Mcp-Param-* headers too; the broker
+// refuses a request whose header and argument disagree (400, -32020, naming the header).
+test('2026-07-28: Mcp-Param-* headers must match the arguments they mirror', async (t) => {
+  const d = await startFront(t, { anonymous: true });
+  const { port } = d;
+  await waitFor('the conformance worker', async () => (await exchange(port, post(port, JSON.stringify({
+    jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {},
+      clientInfo: { name: 'front-test', version: '0' } } })).replace('/mcp/inventory', '/mcp/conformance'))).status === 200,
+  10000, 100);
+  const meta = { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientCapabilities': {} };
+  const call = async (args, params) => {
+    const r = await exchange(port, post(port, JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'tools/call',
+      params: { name: 'test_custom_headers', arguments: args, _meta: meta } }), {
+      'MCP-Protocol-Version': '2026-07-28', 'Mcp-Method': 'tools/call', 'Mcp-Name': 'test_custom_headers', ...params,
+    }).replace('/mcp/inventory', '/mcp/conformance'));
+    return { status: r.status, body: r.body ? JSON.parse(r.body) : null };
+  };
+  const ok = (r) => {
+    assert.equal(r.status, 200, JSON.stringify(r));
+    assert.equal(r.body.result.content[0].text, 'Custom headers test completed');
+  };
+  const mismatch = (r, header) => {
+    assert.equal(r.status, 400, JSON.stringify(r));
+    assert.equal(r.body.error.code, -32020);
+    assert.equal(r.body.error.data.header, header);
+  };
+  ok(await call({ region: 'eu-west' }, { 'Mcp-Param-Region': 'eu-west' }));
+  ok(await call({ region: 'Hello' }, { 'mcp-param-region': `=?base64?${Buffer.from('Hello').toString('base64')}?=` }));
+  ok(await call({ region: 'eu', priority: 7 }, { 'Mcp-Param-Region': 'eu', 'Mcp-Param-Priority': '007' })); // numeric
+  mismatch(await call({ region: 'eu-west' }, { 'Mcp-Param-Region': 'us-east' }), 'Region');
+  mismatch(await call({ region: 'eu-west' }, {}), 'Region');                                    // missing
+  mismatch(await call({ region: 'Hello' }, { 'Mcp-Param-Region': '=?base64?SGVsbG8?=' }), 'Region'); // bad padding
+  mismatch(await call({ region: 'eu' }, { 'Mcp-Param-Region': 'eu', 'Mcp-Param-Priority': '7' }), 'Priority'); // no argument
+  mismatch(await call({ region: 'eu', priority: 7 }, { 'Mcp-Param-Region': 'eu', 'Mcp-Param-Priority': '7.5' }), 'Priority');
   await d.stop();
 });
 

@@ -78,6 +78,12 @@ static int t_simple_text(struct tool_call *call, json_t **ret) {
         return text(ret, "This is a simple text response for testing.");
 }
 
+/* SEP-2243: region and priority are mirrored in Mcp-Param-Region and Mcp-Param-Priority, which the
+ * broker checks against the arguments before the call gets here. */
+static int t_custom_headers(struct tool_call *call, json_t **ret) {
+        return text(ret, "Custom headers test completed");
+}
+
 static int t_image(struct tool_call *call, json_t **ret) {
         *ret = json_pack("{s:[{s:s, s:s, s:s}]}", "content", "type", "image", "data", PNG_1X1, "mimeType", "image/png");
         return *ret ? 0 : -ENOMEM;
@@ -517,6 +523,10 @@ static const struct tool conformance_tools[] = {
           "declared it can answer", NO_ARGS, NULL, true, false, true, false, t_irr_capabilities },
         { "json_schema_2020_12_tool", "JSON Schema 2020-12", "Tool with JSON Schema 2020-12 features", SCHEMA_2020_12,
           NULL, true, false, true, false, NULL },
+        { "test_custom_headers", "Custom headers", "Arguments mirrored in Mcp-Param-* headers (SEP-2243)",
+          "{\"type\":\"object\",\"properties\":{\"region\":{\"type\":\"string\",\"x-mcp-header\":\"Region\"},"
+          "\"priority\":{\"type\":\"integer\",\"x-mcp-header\":\"Priority\"},\"query\":{\"type\":\"string\"}},"
+          "\"required\":[\"region\"]}", NULL, true, false, true, false, t_custom_headers },
 };
 
 /* ---- resources ---- */
