@@ -176,7 +176,44 @@ async function loop(target, deadline, lat) {
   agent.destroy();
 }
 
+// With wrk (Debian package "wrk"; BENCH_CLIENT=node forces the Node loop): one legacy session made here,
+// then wrk's C client drives `c` keep-alive TLS connections for SECONDS with the same request, so the
+// load generator costs little next to the servers; non-2xx answers are counted and fail the row.
+const WRK = process.env.BENCH_CLIENT !== 'node' && spawnSync('wrk', ['--version']).error === undefined;
+
+async function measureWrk(target, c) {
+  const agent = new Agent({ keepAlive: true, maxSockets: 1, ca });
+  const init = await call(agent, target, initBody(0), {});
+  if (init.status !== 200) throw new Error(`${target.name}: initialize ${init.status} ${init.text}`);
+  const h = { 'Mcp-Session-Id': init.headers['mcp-session-id'], 'MCP-Protocol-Version': '2025-11-25' };
+  await call(agent, target, { jsonrpc: '2.0', method: 'notifications/initialized' }, h);
+  const check = await call(agent, target, callBody(1), h);
+  agent.destroy();
+  if (check.status !== 200 || !check.text.includes('"result"')) throw new Error(`${target.name}: tools/call ${check.status} ${check.text}`);
+  const headers = { 'Content-Type': 'application/json', Accept: 'application/json, text/event-stream', ...h,
+    ...(target.auth ? { Authorization: target.auth } : {}) };
+  const script = join(dir, 'wrk.lua');
+  writeFileSync(script, [
+    'wrk.method = "POST"',
+    `wrk.body = ${JSON.stringify(JSON.stringify(callBody(1)))}`,
+    ...Object.entries(headers).map(([k, v]) => `wrk.headers[${JSON.stringify(k)}] = ${JSON.stringify(v)}`),
+    'done = function(s, latency, requests)',
+    '  local e = s.errors',
+    '  io.write(string.format("WRK %d %d %.4f %.4f %d\\n", s.requests, s.duration, latency:percentile(50) / 1000,',
+    '    latency:percentile(99) / 1000, e.status + e.connect + e.read + e.write + e.timeout))',
+    'end', ''].join('\n'));
+  const run = (secs) => spawnSync('wrk', ['-t1', `-c${c}`, `-d${secs}s`, '-s', script, `${target.base}${target.path}`],
+    { encoding: 'utf8' });
+  run(1);                                                                                  // warm-up
+  const r = run(SECONDS);
+  const m = /^WRK (\d+) (\d+) ([\d.]+) ([\d.]+) (\d+)$/m.exec(r.stdout);
+  if (!m) throw new Error(`${target.name}: wrk said ${r.stdout}${r.stderr}`);
+  if (Number(m[5]) > 0) throw new Error(`${target.name}: ${m[5]} of ${m[1]} calls failed under wrk at ${c} connections`);
+  return { rate: Number(m[1]) / (Number(m[2]) / 1e6), p50: Number(m[3]), p99: Number(m[4]) };
+}
+
 async function measure(target, c) {
+  if (WRK) return measureWrk(target, c);
   await Promise.all(Array.from({ length: c }, () => loop(target, 0, null)));       // warm-up
   const lat = [];
   const started = Date.now();
@@ -205,7 +242,8 @@ async function main() {
     rmSync(dir, { recursive: true, force: true });
   }
   const sdk = results['official SDK server'];
-  console.log(`tools/call get_stock over TLS keep-alive, legacy sessions, ES256 JWT, ${SECONDS} s per cell; ` +
+  console.log(`tools/call get_stock over TLS keep-alive, legacy sessions, ES256 JWT, ${SECONDS} s per cell, ` +
+    `${WRK ? 'load from wrk (one thread, C)' : 'load from Node (BENCH_CLIENT=node or no wrk)'}; ` +
     'one Node client process, the SDK server in another');
   console.log(`${'server'.padEnd(28)} ${'conns'.padStart(5)} ${'calls/s'.padStart(9)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'vs SDK'.padStart(7)}`);
   for (const n of Object.keys(results)) {
