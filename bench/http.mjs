@@ -2,7 +2,7 @@
 // keep-alive with a bearer JWT, through the whole Bastion chain (bastion-front -> broker -> sandboxed
 // worker -> SQLite), with the broker's verified-token cache on and off, against the official TypeScript
 // SDK's Streamable HTTP server (McpServer + StreamableHTTPServerTransport, JSON responses) serving a
-// get_stock tool over TLS in this same process, same client, same run; printed as a table with the
+// get_stock tool over TLS in its own process, same load generator, same run; printed as a table with the
 // ratio, and the sandboxed worker on its own stdio (bench/calls) as the baseline. It prints; it asserts
 // nothing. The load generator is wrk (apt-get install wrk).
 // Usage (as root, after `npm ci` in tests/): node bench/http.mjs [BUILD_DIR [SECONDS]]
