@@ -2,8 +2,9 @@
 // keep-alive with a bearer JWT, through the whole Bastion chain (bastion-front -> broker -> sandboxed
 // worker -> SQLite), with the broker's verified-token cache on and off, against the official TypeScript
 // SDK's Streamable HTTP server (McpServer + StreamableHTTPServerTransport, JSON responses) serving a
-// get_stock tool over TLS in this same process, same client, same run; printed as a table with the
-// ratio. It prints; it asserts nothing.
+// get_stock tool over TLS in its own process, same load generator, same run; printed as a table with the
+// ratio, and the sandboxed worker on its own stdio (bench/calls) as the baseline. It prints; it asserts
+// nothing. The load generator is wrk (apt-get install wrk).
 // Usage (as root, after `npm ci` in tests/): node bench/http.mjs [BUILD_DIR [SECONDS]]
 // (`node bench/http.mjs --sdk-server PORT CERT KEY` is the SDK server's own process.)
 import { spawn, spawnSync } from 'node:child_process';
@@ -157,77 +158,96 @@ function call(agent, target, msg, extra) {
   });
 }
 
-// One client loop: its own connection and session; calls until the deadline.
-async function loop(target, deadline, lat) {
-  const agent = new Agent({ keepAlive: true, maxSockets: 1, ca });
+// The load generator is wrk (one thread, pinned to the last CPU with taskset, for every server), driven by
+// a Lua script: it POSTs tools/call get_stock with a fresh id per request on the one session the bench
+// opened beforehand, counts every answer that is not 200 with a "result", and prints the counts and
+// wrk's own latency percentiles.
+const WRK_LUA = `
+wrk.method = "POST"
+id, bad = 0, 0
+local threads = {}
+function setup(t)
+  table.insert(threads, t)
+  local i = 0
+  for sid in string.gmatch(os.getenv("BENCH_SIDS"), "[^ ]+") do
+    i = i + 1
+    if i == #threads then t:set("sid", sid) end
+  end
+end
+function request()
+  id = id + 1
+  if sid ~= "-" then wrk.headers["Mcp-Session-Id"] = sid end
+  return wrk.format("POST", nil, nil,
+    '{"jsonrpc":"2.0","id":' .. id .. ',"method":"tools/call","params":{"name":"get_stock","arguments":{"sku":"SKU-1001"}}}')
+end
+function response(status, headers, body)
+  if status ~= 200 or not string.find(body, '"result"', 1, true) then
+    bad = bad + 1
+    if bad == 1 then io.stderr:write("first failed call: " .. status .. " " .. string.sub(body, 1, 200) .. "\\n") end
+  end
+end
+function done(summary, latency, requests)
+  local b = 0
+  for _, t in ipairs(threads) do b = b + t:get("bad") end
+  io.write(string.format("WRK %d %d %d %d %d %d\\n", summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(99), b,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.status + summary.errors.timeout))
+end
+`;
+const CPUS = Number(spawnSync('nproc', { encoding: 'utf8' }).stdout.trim() || 1);
+
+// Bastion caps calls in flight per session at 16 (lib/bounds.h), so each wrk thread gets its own
+// session and at most 16 connections: -t1 at 1 and 16 connections, -t4 at 64, for every server.
+async function session(target) {
+  const agent = new Agent({ keepAlive: true, ca });
   const init = await call(agent, target, initBody(0), {});
   if (init.status !== 200) throw new Error(`${target.name}: initialize ${init.status} ${init.text}`);
-  const h = { 'mcp-session-id': init.headers['mcp-session-id'], 'mcp-protocol-version': '2025-11-25' };
+  const sid = init.headers['mcp-session-id'];
+  const h = { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' };
   await call(agent, target, { jsonrpc: '2.0', method: 'notifications/initialized' }, h);
-  for (let id = 1; ; id++) {
-    const t0 = process.hrtime.bigint();
-    const r = await call(agent, target, callBody(id), h);
-    const t1 = process.hrtime.bigint();
-    if (r.status !== 200 || !r.text.includes('"result"')) throw new Error(`${target.name}: tools/call ${r.status} ${r.text}`);
-    if (deadline && Date.now() > deadline) break;
-    if (lat) lat.push(Number(t1 - t0) / 1e6);
-    if (!deadline && id >= 200) break;
-  }
+  const r0 = await call(agent, target, callBody(1), h);
+  if (r0.status !== 200 || !r0.text.includes('"result"')) throw new Error(`${target.name}: tools/call ${r0.status} ${r0.text}`);
   agent.destroy();
-}
-
-// With wrk (Debian package "wrk"; BENCH_CLIENT=node forces the Node loop): one legacy session made here,
-// then wrk's C client drives `c` keep-alive TLS connections for SECONDS with the same request, so the
-// load generator costs little next to the servers; non-2xx answers are counted and fail the row.
-const WRK = process.env.BENCH_CLIENT !== 'node' && spawnSync('wrk', ['--version']).error === undefined;
-
-async function measureWrk(target, c) {
-  const agent = new Agent({ keepAlive: true, maxSockets: 1, ca });
-  const init = await call(agent, target, initBody(0), {});
-  if (init.status !== 200) throw new Error(`${target.name}: initialize ${init.status} ${init.text}`);
-  const h = { 'Mcp-Session-Id': init.headers['mcp-session-id'], 'MCP-Protocol-Version': '2025-11-25' };
-  await call(agent, target, { jsonrpc: '2.0', method: 'notifications/initialized' }, h);
-  const check = await call(agent, target, callBody(1), h);
-  agent.destroy();
-  if (check.status !== 200 || !check.text.includes('"result"')) throw new Error(`${target.name}: tools/call ${check.status} ${check.text}`);
-  const headers = { 'Content-Type': 'application/json', Accept: 'application/json, text/event-stream', ...h,
-    ...(target.auth ? { Authorization: target.auth } : {}) };
-  const script = join(dir, 'wrk.lua');
-  writeFileSync(script, [
-    'wrk.method = "POST"',
-    `wrk.body = ${JSON.stringify(JSON.stringify(callBody(1)))}`,
-    ...Object.entries(headers).map(([k, v]) => `wrk.headers[${JSON.stringify(k)}] = ${JSON.stringify(v)}`),
-    'done = function(s, latency, requests)',
-    '  local e = s.errors',
-    '  io.write(string.format("WRK %d %d %.4f %.4f %d\\n", s.requests, s.duration, latency:percentile(50) / 1000,',
-    '    latency:percentile(99) / 1000, e.status + e.connect + e.read + e.write + e.timeout))',
-    'end', ''].join('\n'));
-  const run = (secs) => spawnSync('wrk', ['-t1', `-c${c}`, `-d${secs}s`, '-s', script, `${target.base}${target.path}`],
-    { encoding: 'utf8' });
-  run(1);                                                                                  // warm-up
-  const r = run(SECONDS);
-  const m = /^WRK (\d+) (\d+) ([\d.]+) ([\d.]+) (\d+)$/m.exec(r.stdout);
-  if (!m) throw new Error(`${target.name}: wrk said ${r.stdout}${r.stderr}`);
-  if (Number(m[5]) > 0) throw new Error(`${target.name}: ${m[5]} of ${m[1]} calls failed under wrk at ${c} connections`);
-  return { rate: Number(m[1]) / (Number(m[2]) / 1e6), p50: Number(m[3]), p99: Number(m[4]) };
+  return sid ?? '-';
 }
 
 async function measure(target, c) {
-  if (WRK) return measureWrk(target, c);
-  await Promise.all(Array.from({ length: c }, () => loop(target, 0, null)));       // warm-up
-  const lat = [];
-  const started = Date.now();
-  await Promise.all(Array.from({ length: c }, () => loop(target, started + SECONDS * 1000, lat)));
-  const secs = (Date.now() - started) / 1000;
-  lat.sort((a, b) => a - b);
-  const pct = (p) => lat[Math.min(lat.length - 1, Math.floor(lat.length * p))];
-  return { rate: lat.length / secs, p50: pct(0.5), p99: pct(0.99) };
+  const threads = Math.max(1, Math.ceil(c / 16));
+  const sids = [];
+  for (let i = 0; i < threads; i++) sids.push(await session(target));
+  const lua = join(dir, 'call.lua');
+  writeFileSync(lua, WRK_LUA);
+  const headers = ['Content-Type: application/json', 'Accept: application/json, text/event-stream',
+    'MCP-Protocol-Version: 2025-11-25', ...(target.auth ? [`Authorization: ${target.auth}`] : [])];
+  const run = (secs) => {
+    const args = ['-c', String(CPUS - 1), 'wrk', `-t${threads}`, `-c${c}`, `-d${secs}s`, '--timeout', '5s', '-s', lua,
+      ...headers.flatMap((x) => ['-H', x]), `${target.base}${target.path}`];
+    const out = spawnSync('taskset', args, { encoding: 'utf8', env: { ...process.env, BENCH_SIDS: sids.join(' ') } });
+    const m = /^WRK (\d+) (\d+) (\d+) (\d+) (\d+) (\d+)$/m.exec(out.stdout ?? '');
+    if (!m) throw new Error(`${target.name}: wrk failed: ${out.stdout}${out.stderr}`);
+    const [reqs, us, p50, p99, bad, errs] = m.slice(1).map(Number);
+    if (bad || errs) throw new Error(`${target.name}, ${c} connections: ${bad} calls without a 200 result, ${errs} wrk errors; ${out.stderr.trim()}`);
+    return { rate: reqs / (us / 1e6), p50: p50 / 1000, p99: p99 / 1000 };
+  };
+  run(1);                                                                      // warm-up
+  return run(SECONDS);
+}
+
+// The worker on its own stdio, as bench/calls measures it (same get_stock, sequential): the baseline
+// for "p99 added over calling the worker directly".
+function workerDirect() {
+  const out = spawnSync(join(BUILD, 'bench/calls'), [BUILD, '5000'], { encoding: 'utf8' });
+  const m = /^worker on its stdio, --sandbox\s+([\d.]+)\s+([\d.]+)\s+(\d+)/m.exec(out.stdout ?? '');
+  if (!m) throw new Error(`bench/calls failed: ${out.stdout}${out.stderr}`);
+  return { p50: Number(m[1]) / 1000, p99: Number(m[2]) / 1000, rate: Number(m[3]) };
 }
 
 // ---- run ----
 
 async function main() {
+  if (spawnSync('wrk', ['-v']).error) throw new Error('bench/http needs wrk: apt-get install wrk');
   const results = {};
+  const direct = workerDirect();
   setup();
   try {
     for (const start of [() => startBastion(true), () => startBastion(false), startSdk]) {
@@ -242,9 +262,8 @@ async function main() {
     rmSync(dir, { recursive: true, force: true });
   }
   const sdk = results['official SDK server'];
-  console.log(`tools/call get_stock over TLS keep-alive, legacy sessions, ES256 JWT, ${SECONDS} s per cell, ` +
-    `${WRK ? 'load from wrk (one thread, C)' : 'load from Node (BENCH_CLIENT=node or no wrk)'}; ` +
-    'one Node client process, the SDK server in another');
+  console.log(`tools/call get_stock over TLS keep-alive, legacy 2025-11-25 sessions, ES256 JWT, ${SECONDS} s per cell ` +
+    `after 1 s warm-up; load: wrk (-t1, -t4 at 64 conns: one session per thread) pinned to CPU ${CPUS - 1} (taskset), servers unpinned, ${CPUS} CPUs`);
   console.log(`${'server'.padEnd(28)} ${'conns'.padStart(5)} ${'calls/s'.padStart(9)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'vs SDK'.padStart(7)}`);
   for (const n of Object.keys(results)) {
     for (const c of CONCURRENCY) {
@@ -252,6 +271,13 @@ async function main() {
       console.log(`${n.padEnd(28)} ${String(c).padStart(5)} ${r.rate.toFixed(0).padStart(9)} ${r.p50.toFixed(3).padStart(8)} ` +
         `${r.p99.toFixed(3).padStart(8)} ${(r.rate / sdk[c].rate).toFixed(2).padStart(6)}x`);
     }
+  }
+  console.log(`${'worker direct (stdio)'.padEnd(28)} ${'1'.padStart(5)} ${direct.rate.toFixed(0).padStart(9)} ` +
+    `${direct.p50.toFixed(3).padStart(8)} ${direct.p99.toFixed(3).padStart(8)}   (bench/calls, sandboxed worker on pipes)`);
+  for (const n of Object.keys(results).filter((x) => x.startsWith('bastion'))) {
+    const r = results[n][1];
+    console.log(`${n}, 1 conn: p50 added over the worker direct ${(r.p50 - direct.p50).toFixed(3)} ms, ` +
+      `p99 added ${(r.p99 - direct.p99).toFixed(3)} ms`);
   }
 }
 
