@@ -67,8 +67,14 @@ static void close_fds(int *fds, unsigned n) {
                 fds[i] = safe_close(fds[i]);
 }
 
+/* One receive buffer per process, allocated at first use and kept: every process on a channel is
+ * single-threaded and never receives re-entrantly, and a fresh 4 MiB allocation per message (an mmap
+ * and munmap each time) sat on the path of every HTTP request. Only the pages a message touches are
+ * ever resident. */
+static char *recv_buf;
+
 int chan_recv(int fd, struct chan_msg *ret) {
-        _cleanup_free_ char *buf = NULL;
+        char *buf;
         struct chan_hdr hdr;
         union {
                 struct cmsghdr align;
@@ -86,9 +92,11 @@ int chan_recv(int fd, struct chan_msg *ret) {
 
         *ret = (struct chan_msg) {};
         /* One extra byte so that an oversized datagram shows up as MSG_TRUNC, never silently cut. */
-        buf = malloc(sizeof(hdr) + BASTION_MAX_CHAN_PAYLOAD + 1);
-        if (!buf)
+        if (!recv_buf)
+                recv_buf = malloc(sizeof(hdr) + BASTION_MAX_CHAN_PAYLOAD + 1);
+        if (!recv_buf)
                 return -ENOMEM;
+        buf = recv_buf;
         iov = (struct iovec) { buf, sizeof(hdr) + BASTION_MAX_CHAN_PAYLOAD + 1 };
         do
                 n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
