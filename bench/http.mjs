@@ -9,7 +9,7 @@
 // (`node bench/http.mjs --sdk-server PORT CERT KEY` is the SDK server's own process.)
 import { spawn, spawnSync } from 'node:child_process';
 import { generateKeyPairSync, randomUUID, sign as cryptoSign } from 'node:crypto';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, createServer as createHttpsServer, request as httpsRequest } from 'node:https';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
@@ -84,7 +84,7 @@ oauth = { issuer = "${ISSUER}"; jwks_file = "${dir}/jwks.json"; authorization_se
   let stderr = '';
   proc.stderr.setEncoding('utf8').on('data', (s) => (stderr += s));
   const base = `https://127.0.0.1:${port}`;
-  const target = { name: `bastion (token cache ${cache ? 'on' : 'off'})`, base, path: '/mcp/inventory', auth: `Bearer ${token(`${base}/mcp/inventory`)}`,
+  const target = { name: `bastion (token cache ${cache ? 'on' : 'off'})`, pid: proc.pid, base, path: '/mcp/inventory', auth: `Bearer ${token(`${base}/mcp/inventory`)}`,
     stop: async () => { proc.kill('SIGTERM'); await new Promise((r) => proc.on('exit', r)); } };
   for (let i = 0; i < 200; i++) {
     const r = await call(new Agent({ keepAlive: true, ca }), target, initBody(0), {}).catch(() => null);
@@ -127,7 +127,7 @@ async function startSdk() {
   const port = await freePort();
   const proc = spawn(process.execPath, [fileURLToPath(import.meta.url), '--sdk-server', String(port), cert, key],
     { stdio: ['ignore', 'inherit', 'inherit'] });
-  const target = { name: 'official SDK server', base: `https://127.0.0.1:${port}`, path: '/mcp', auth: null,
+  const target = { name: 'official SDK server', pid: proc.pid, base: `https://127.0.0.1:${port}`, path: '/mcp', auth: null,
     stop: async () => { proc.kill('SIGTERM'); await new Promise((r) => proc.on('exit', r)); } };
   for (let i = 0; i < 100; i++) {
     const r = await call(new Agent({ keepAlive: true, ca }), target, initBody(0), {}).catch(() => null);
@@ -211,6 +211,31 @@ async function session(target) {
   return sid ?? '-';
 }
 
+// CPU time (user + system, in clock ticks of 10 ms) of a process and all its descendants: for Bastion
+// bastiond, broker, front and workers; for the SDK its one node process. Per call, it is the cost of
+// serving one, which contention between the servers and wrk for 2 CPUs does not change the way it
+// changes throughput.
+const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim() || 100);
+function cpuTicks(root) {
+  const procs = new Map();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const st = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+      procs.set(Number(d), { ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) });
+    } catch { /* gone meanwhile */ }
+  }
+  let sum = 0;
+  const todo = [root];
+  while (todo.length) {
+    const pid = todo.pop();
+    sum += procs.get(pid)?.ticks ?? 0;
+    for (const [p, v] of procs) if (v.ppid === pid) todo.push(p);
+  }
+  return sum;
+}
+
 async function measure(target, c) {
   const threads = Math.max(1, Math.ceil(c / 16));
   const sids = [];
@@ -230,7 +255,10 @@ async function measure(target, c) {
     return { rate: reqs / (us / 1e6), p50: p50 / 1000, p99: p99 / 1000 };
   };
   run(1);                                                                      // warm-up
-  return run(SECONDS);
+  const t0 = cpuTicks(target.pid);
+  const r = run(SECONDS);
+  r.cpu = ((cpuTicks(target.pid) - t0) / CLK_TCK) * 1e6 / (r.rate * SECONDS);
+  return r;
 }
 
 // The worker on its own stdio, as bench/calls measures it (same get_stock, sequential): the baseline
@@ -264,12 +292,14 @@ async function main() {
   const sdk = results['official SDK server'];
   console.log(`tools/call get_stock over TLS keep-alive, legacy 2025-11-25 sessions, ES256 JWT, ${SECONDS} s per cell ` +
     `after 1 s warm-up; load: wrk (-t1, -t4 at 64 conns: one session per thread) pinned to CPU ${CPUS - 1} (taskset), servers unpinned, ${CPUS} CPUs`);
-  console.log(`${'server'.padEnd(28)} ${'conns'.padStart(5)} ${'calls/s'.padStart(9)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'vs SDK'.padStart(7)}`);
+  console.log(`${'server'.padEnd(28)} ${'conns'.padStart(5)} ${'calls/s'.padStart(9)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ` +
+    `${'vs SDK'.padStart(7)} ${'CPU µs/call'.padStart(12)} ${'vs SDK'.padStart(7)}`);
   for (const n of Object.keys(results)) {
     for (const c of CONCURRENCY) {
       const r = results[n][c];
       console.log(`${n.padEnd(28)} ${String(c).padStart(5)} ${r.rate.toFixed(0).padStart(9)} ${r.p50.toFixed(3).padStart(8)} ` +
-        `${r.p99.toFixed(3).padStart(8)} ${(r.rate / sdk[c].rate).toFixed(2).padStart(6)}x`);
+        `${r.p99.toFixed(3).padStart(8)} ${(r.rate / sdk[c].rate).toFixed(2).padStart(6)}x ${r.cpu.toFixed(0).padStart(12)} ` +
+        `${(sdk[c].cpu / r.cpu).toFixed(2).padStart(6)}x`);
     }
   }
   console.log(`${'worker direct (stdio)'.padEnd(28)} ${'1'.padStart(5)} ${direct.rate.toFixed(0).padStart(9)} ` +

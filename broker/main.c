@@ -75,10 +75,16 @@ static int apply_config(struct broker *b, json_t *payload) {
                         return r;
                 /* From here on nothing is opened but the next audit file (docs/sandbox.md). A failure
                  * ends the broker with status 1 (on_supervisor): it is half confined. */
-                return sandbox_lockdown(&(struct sandbox_lockdown) {
+                r = sandbox_lockdown(&(struct sandbox_lockdown) {
                         .role = SANDBOX_ROLE_BROKER,
                         .append_dir = b->config.audit_dir ?: AUDIT_DEFAULT_DIR,
                 });
+                if (r < 0)
+                        return r;
+                /* Confined now: the audit log's sync thread may start (it inherits the confinement). */
+                if (b->audit)
+                        (void) audit_sync_in_background(b->audit);
+                return 0;
         }
         log_info("configuration %s reloaded", b->config.path);
         record_reload(b, true, NULL);

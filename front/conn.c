@@ -119,11 +119,13 @@ static void conn_arm(struct conn *c, unsigned ms) {
         uint64_t when = now_usec() + (uint64_t) ms * 1000;
 
         if (!c->timer) {
-                if (sd_event_add_time(c->f->event, &c->timer, CLOCK_MONOTONIC, when, 10 * 1000, on_timer, c) < 0)
+                if (sd_event_add_time(c->f->event, &c->timer, CLOCK_MONOTONIC, when,
+                                      timer_accuracy_usec((uint64_t) ms * 1000), on_timer, c) < 0)
                         c->timer = NULL;
                 return;
         }
         (void) sd_event_source_set_time(c->timer, when);
+        (void) sd_event_source_set_time_accuracy(c->timer, timer_accuracy_usec((uint64_t) ms * 1000));
         (void) sd_event_source_set_enabled(c->timer, SD_EVENT_ONESHOT);
 }
 

@@ -95,6 +95,8 @@ int tls_server_context_new(const char *cert_pem, size_t cert_len, const char *ke
          * buffers keep 1,000 idle keep-alive connections from holding 2 × 16 KiB each. */
         SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                          SSL_MODE_RELEASE_BUFFERS);
+        /* Read what the socket has in one read(2) rather than a record header and then its body. */
+        SSL_CTX_set_read_ahead(ctx, 1);
         SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
         if ((r = ctx_load_chain(ctx, cert_pem, cert_len)) < 0 || (r = ctx_load_key(ctx, key_pem, key_len)) < 0) {
                 ERR_clear_error();

@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "bounds.h"
@@ -321,8 +322,44 @@ static int pattern_scan(struct ctx *c, const struct path *sp, const char *p, siz
         return 0;
 }
 
-static int pattern_check(struct ctx *c, const struct path *sp, const char *pattern, size_t len) {
+/* Compiled patterns, kept between calls: a tool's schema is the same on every call, and regcomp() was
+ * the largest single cost of validating one (twice per call: the check and the match). Bounded and
+ * replaced in turn, so a worker that offers many patterns only costs recompilation. One thread only. */
+#define SCHEMA_PATTERN_CACHE 32
+
+static struct {
+        char *pattern;
         regex_t re;
+} pattern_cache[SCHEMA_PATTERN_CACHE];
+static unsigned pattern_cache_next;
+
+/* The compiled form of a NUL-free pattern, or NULL when it does not compile (or no memory). */
+static const regex_t *pattern_compiled(const char *pattern) {
+        unsigned slot;
+        char *copy;
+        regex_t re;
+
+        for (unsigned i = 0; i < SCHEMA_PATTERN_CACHE && pattern_cache[i].pattern; i++)
+                if (streq(pattern_cache[i].pattern, pattern))
+                        return &pattern_cache[i].re;
+        if (regcomp(&re, pattern, REG_EXTENDED | REG_NOSUB) != 0)
+                return NULL;
+        copy = strdup(pattern);
+        if (!copy) {
+                regfree(&re);
+                return NULL;
+        }
+        slot = pattern_cache_next++ % SCHEMA_PATTERN_CACHE;
+        if (pattern_cache[slot].pattern) {
+                regfree(&pattern_cache[slot].re);
+                free(pattern_cache[slot].pattern);
+        }
+        pattern_cache[slot].pattern = copy;
+        pattern_cache[slot].re = re;
+        return &pattern_cache[slot].re;
+}
+
+static int pattern_check(struct ctx *c, const struct path *sp, const char *pattern, size_t len) {
         int r;
 
         if (strlen(pattern) != len)
@@ -332,10 +369,8 @@ static int pattern_check(struct ctx *c, const struct path *sp, const char *patte
         r = pattern_scan(c, sp, pattern, len);
         if (r < 0)
                 return r;
-        r = regcomp(&re, pattern, REG_EXTENDED | REG_NOSUB);
-        if (r != 0)
+        if (!pattern_compiled(pattern))
                 return fail(c, -EOPNOTSUPP, sp, "pattern %s does not compile as a POSIX ERE", pattern);
-        regfree(&re);
         return 0;
 }
 
@@ -545,15 +580,12 @@ static int validate_string(struct ctx *c, const json_t *schema, const json_t *in
         if (json_as_count(json_object_get(schema, "maxLength"), &n) && cps > (unsigned long long) n)
                 return fail(c, -EINVAL, p, "must be at most %lld characters long", n);
         if (pattern) {
-                regex_t re;
-                bool match;
+                const regex_t *re = pattern_compiled(json_string_value(pattern));
 
-                if (regcomp(&re, json_string_value(pattern), REG_EXTENDED | REG_NOSUB) != 0)
+                if (!re)
                         return fail(c, -EOPNOTSUPP, p, "pattern does not compile");
                 /* regexec stops at a NUL: a string with an embedded one never matches. */
-                match = strlen(s) == len && regexec(&re, s, 0, NULL, 0) == 0;
-                regfree(&re);
-                if (!match)
+                if (strlen(s) != len || regexec(re, s, 0, NULL, 0) != 0)
                         return fail(c, -EINVAL, p, "does not match pattern %s", json_string_value(pattern));
         }
         return 0;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <unistd.h>
@@ -36,3 +37,12 @@ static inline int safe_close(int fd) {
 }
 
 static inline int streq(const char *a, const char *b) { return a && b && __builtin_strcmp(a, b) == 0; }
+
+/* Accuracy for an sd-event timer of `usec`: an eighth of it, at most a second. sd-event then picks
+ * a wake-up on a coarse boundary inside that window, so re-arming a per-request deadline does not
+ * reprogram the timerfd on every request. */
+static inline uint64_t timer_accuracy_usec(uint64_t usec) {
+        uint64_t a = usec / 8;
+
+        return a > 1000000 ? 1000000 : a > 0 ? a : 1;
+}

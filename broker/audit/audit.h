@@ -58,6 +58,10 @@ int audit_append(struct audit_log *log, const char *type, json_t *fields, unsign
 uint64_t audit_next_deadline(const struct audit_log *log);
 /* Does whatever is due at `now` (CLOCK_MONOTONIC µs): group commit, timed checkpoint. */
 int audit_tick(struct audit_log *log, uint64_t now);
+/* From now on the group commit's fdatasync runs on a thread of its own (started at its first use) instead
+ * of in the event loop; AUDIT_DURABLE appends, rotation and close still sync in the caller. Call it only
+ * once the process is confined: the thread inherits the filter and Landlock domain of its creator. */
+int audit_sync_in_background(struct audit_log *log);
 /* Group commit now: fdatasync everything written so far. */
 int audit_flush(struct audit_log *log);
 /* Checkpoint + sync the current file, then continue in a new file headed by a link record. */

@@ -10,7 +10,7 @@
 import test from 'node:test';
 import { execFile } from 'node:child_process';
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { Daemon, bin, inventoryServer, sleep, waitFor } from './harness.mjs';
@@ -72,6 +72,13 @@ function checkChild(d, c, expectedUid) {
   assert.deepEqual(s.Gid.split(/\s+/).map(Number), Array(4).fill(expectedUid), `${what}: Gid ${s.Gid}`);
   assert.equal(s.Groups, '', `${what}: supplementary groups ${s.Groups}`);
   assert.deepEqual(coreLimit(c.pid), ['0', '0'], `${what}: core dumps allowed`);
+  // Seccomp and no_new_privs are per thread: every thread (the broker's audit sync thread) must be confined.
+  for (const tid of readdirSync(`/proc/${c.pid}/task`)) {
+    const ts = status(`${c.pid}/task/${tid}`);
+    assert.equal(ts.Seccomp, '2', `${what}, thread ${tid}: Seccomp ${ts.Seccomp}`);
+    assert.equal(ts.NoNewPrivs, '1', `${what}, thread ${tid}: NoNewPrivs ${ts.NoNewPrivs}`);
+    for (const set of CAP_SETS) assert.equal(BigInt(`0x${ts[set]}`), 0n, `${what}, thread ${tid}: ${set} ${ts[set]}`);
+  }
   // It is bastiond's own child, not some process that took its pid.
   assert.equal(Number(s.PPid), d.pid, `${what}: parent ${s.PPid}`);
   const ns = namespaces(c.pid), ours = namespaces(d.pid);
@@ -130,6 +137,11 @@ test('every child is confined as /proc shows it, before and after kill -9 of a w
   const c = await d.connectAs('aud', 'payments');
   const r = await c.callTool({ name: 'list_payments', arguments: {} });
   assert.equal(r.isError ?? false, false, JSON.stringify(r));
+  // The broker's group commit now runs on a thread it starts after its lockdown: it is there, and it
+  // is as confined as the broker (checkChild looks at every thread).
+  const b = afterBroker.find((x) => x.kind === 'broker');
+  await waitFor('the broker\'s audit sync thread', () => readdirSync(`/proc/${b.pid}/task`).length === 2, 5000, 50);
+  checkChild(d, b, BROKER_UID);
   await d.stop();
 });
 
