@@ -309,6 +309,8 @@ int main(int argc, char **argv) {
         int r;
 
         log_open("front");
+        /* The TLS key arrives as JSON text (CHAN_TLS): no copy of it may stay in freed memory. */
+        json_set_alloc_funcs(malloc, free_wiped);
         if (argc > 1) {
                 fprintf(stderr, "bastion-front is started by bastiond(8), with its channel at fd 3; it takes no arguments.\n");
                 return 2;

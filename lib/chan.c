@@ -55,10 +55,12 @@ int chan_send(int fd, uint32_t type, uint32_t id, json_t *payload, const int *fd
         }
         for (;;) {
                 ssize_t n = sendmsg(fd, &mh, MSG_NOSIGNAL);
-                if (n >= 0)
-                        return (size_t) n == sizeof(hdr) + len ? 0 : -EMSGSIZE;
-                if (errno != EINTR)
-                        return -errno;
+                int r = n >= 0 ? ((size_t) n == sizeof(hdr) + len ? 0 : -EMSGSIZE) : -errno;
+
+                if (r == -EINTR)
+                        continue;
+                explicit_bzero(text, len);      /* as in chan_recv: no message text left in freed memory */
+                return r;
         }
 }
 
@@ -129,6 +131,9 @@ int chan_recv(int fd, struct chan_msg *ret) {
             hdr.type >= CHAN_TYPE_LIMIT)
                 goto bad;
         ret->payload = json_loadb(buf + sizeof(hdr), hdr.len, JSON_REJECT_DUPLICATES, &jerr);
+        /* The buffer lives on between messages: leave no text behind in it (a TLS key, a JWKS, an
+         * approval's arguments). A later, shorter message would overwrite only its beginning. */
+        explicit_bzero(buf, (size_t) n);
         if (!json_is_object(ret->payload)) {
                 json_decref(ret->payload);
                 ret->payload = NULL;

@@ -2,7 +2,9 @@
 #pragma once
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdint.h>
+#include <string.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <unistd.h>
@@ -45,4 +47,14 @@ static inline uint64_t timer_accuracy_usec(uint64_t usec) {
         uint64_t a = usec / 8;
 
         return a > 1000000 ? 1000000 : a > 0 ? a : 1;
+}
+
+/* free() that zeroes the whole block first. A process that passes key material through jansson
+ * (bastiond and bastion-front: the TLS key) installs it with json_set_alloc_funcs(malloc, free_wiped),
+ * so that none of jansson's copies (strings, dump buffers) outlives its use in freed memory. */
+static inline void free_wiped(void *p) {
+        if (p) {
+                explicit_bzero(p, malloc_usable_size(p));
+                free(p);
+        }
 }

@@ -226,6 +226,8 @@ int main(int argc, char **argv) {
         int r;
 
         log_open("bastiond");
+        /* The TLS key passes through jansson on its way to the front (supervisor/front.c). */
+        json_set_alloc_funcs(malloc, free_wiped);
         r = parse_args(argc, argv, &sup.config_path, &check);
         if (r <= 0)
                 return r < 0 ? 2 : 0;

@@ -5,7 +5,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import { connect as netConnect, createServer } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { join } from 'node:path';
@@ -162,6 +162,29 @@ async function startFront(t, opts = {}) {
   return d;
 }
 
+// Whether any readable mapping of the process holds `needle` (read through /proc/PID/mem, as root).
+function memoryHolds(pid, needle) {
+  const fd = openSync(`/proc/${pid}/mem`, 'r');
+  try {
+    for (const line of readFileSync(`/proc/${pid}/maps`, 'utf8').split('\n').filter(Boolean)) {
+      const [range, perms, , , , path = ''] = line.trim().split(/\s+/);
+      if (!perms.startsWith('r') || /^\[(vvar|vvar_vclock|vsyscall)\]$/.test(path)) continue;
+      const [lo, hi] = range.split('-').map((x) => parseInt(x, 16));
+      const buf = Buffer.alloc(hi - lo);
+      let n = 0;
+      try { n = readSync(fd, buf, 0, buf.length, lo); } catch { continue; }
+      if (buf.subarray(0, n).includes(needle)) return true;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return false;
+}
+
+// 64 characters of a PEM private key that are key material (its second base64 line: the first begins
+// with the algorithm's fixed ASN.1 prefix, the same for every P-256 key).
+const keyNeedle = (pem) => Buffer.from(pem.toString('utf8').split('\n')[2]);
+
 function procStatus(pid) {
   const s = readFileSync(`/proc/${pid}/status`, 'utf8');
   return Object.fromEntries(s.split('\n').filter(Boolean).map((l) => {
@@ -205,6 +228,7 @@ test('plain HTTP is refused in the configuration unless the listener is on loopb
 
 test('the transport table over TLS', async (t) => {
   const tls = makeCert();
+  const originalKey = readFileSync(tls.key);
   t.after(() => rmSync(tls.dir, { recursive: true, force: true }));
   const d = await startFront(t, { tls });
   const { port } = d;
@@ -429,6 +453,19 @@ test('the transport table over TLS', async (t) => {
     open.sock.destroy();
     assert.equal(again.status, reference.status, 'the connection made with the old certificate still works');
     assert.equal((await exchange(port, post(port, PING), { tls })).status, reference.status);
+  });
+
+  await t.test('no copy of the private key\'s PEM text stays in bastiond\'s or the front\'s memory', async () => {
+    // bastiond reads the file and sends the bytes; the front parses them into OpenSSL's own form. Both the
+    // key of the start and the one the SIGHUP above loaded have been through both processes by now.
+    const needles = [keyNeedle(originalKey), keyNeedle(readFileSync(tls.key))];
+    assert.equal(needles[0].length, 64);
+    assert.notDeepEqual(needles[0], needles[1]);
+    for (const [what, pid] of [['bastiond', d.pid], ['bastion-front', d.frontPid()]])
+      for (const [i, needle] of needles.entries())
+        assert.equal(memoryHolds(pid, needle), false, `${what} (pid ${pid}) holds the ${i ? 'reloaded' : 'first'} key's PEM text`);
+    // The search itself finds what is there: bastiond holds its configuration, the key file's path in it.
+    assert.equal(memoryHolds(d.pid, Buffer.from(tls.key)), true);
   });
 
   await d.stop();
