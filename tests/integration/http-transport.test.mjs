@@ -5,12 +5,12 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { appendFileSync, closeSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, closeSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { connect as netConnect, createServer } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { join } from 'node:path';
 
-import { Daemon, bin, inventoryServer, removeDaemonDir, sleep, waitFor } from './harness.mjs';
+import { BUILD_DIR, Daemon, bin, inventoryServer, removeDaemonDir, sleep, waitFor } from './harness.mjs';
 
 const HEADER_TIMEOUT_MS = 1500;
 const MAX_BODY = 64 * 1024;
@@ -64,7 +64,7 @@ const CONFORMANCE = `        conformance = {
 
 class FrontDaemon extends Daemon {
   writeConfig(opts) {
-    super.writeConfig([inventoryServer('inventory'), ...(opts.anonymous ? [CONFORMANCE] : [])]);
+    super.writeConfig(opts.servers ?? [inventoryServer('inventory'), ...(opts.anonymous ? [CONFORMANCE] : [])]);
     if (opts.anonymous) {
       const text = readFileSync(this.configPath, 'utf8')
         .replace(/auditor = \{ scopes = \[ "inventory:read" \]; \};/, 'auditor = { scopes = [ "inventory:read", "conformance:use" ]; };');
@@ -146,11 +146,11 @@ const PING = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' });
 
 async function startFront(t, opts = {}) {
   const port = await freePort();
-  const d = new FrontDaemon({ port, ...opts });
+  const d = new FrontDaemon({ port, ...opts }, { libexecDir: opts.libexecDir ?? BUILD_DIR });
   t.after(() => d.kill());
   d.port = port;
   try {
-    await d.waitReady(['inventory']);
+    await d.waitReady(opts.wait ?? ['inventory']);
     await waitFor('the front to answer', async () => {
       const r = await exchange(port, post(port, PING), { tls: opts.tls, timeoutMs: 2000 }).catch(() => null);
       return r?.status ? r : null;
@@ -609,6 +609,86 @@ test('an SSE answer streams through the front, and the connection carries the ne
   await waitFor('the front to notice', () => /conn \d+ closed: the client went away before the answer/.test(d.stderr), 5000);
   const after = await exchange(port, call(5));
   assert.equal(after.status, 200);
+  await d.stop();
+});
+
+// The front with tests/hostile/hostile-worker.c as the server `hostile` (its flood and stall tools), and a
+// 2025-11-25 session on it.
+async function hostileFront(t) {
+  const dir = mkdtempSync('/tmp/bastion-front-hostile-');
+  chmodSync(dir, 0o755);
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  symlinkSync(bin('bastion-broker'), join(dir, 'bastion-broker'));
+  symlinkSync(bin('bastion-front'), join(dir, 'bastion-front'));
+  symlinkSync(join(BUILD_DIR, 'tests/hostile/bastion-hostile-worker'), join(dir, 'bastion-worker'));
+  const tools = ['flood', 'stall', 'honest'].map((x) => `${x} = { scopes = [ "inventory:read" ]; };`).join(' ');
+  const hostile = `        hostile = {\n                domain = "inventory";\n                tools = { ${tools} };\n        };\n`;
+  const d = await startFront(t, { anonymous: true, servers: [hostile], wait: ['hostile'], libexecDir: dir });
+  const { port } = d;
+  const to = (req) => req.replace('/mcp/inventory', '/mcp/hostile');
+  const init = await exchange(port, to(post(port, JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: {
+    protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'front-test', version: '0' } } }))));
+  assert.equal(init.status, 200, init.body);
+  const h = { 'Mcp-Session-Id': init.headers['mcp-session-id'], 'MCP-Protocol-Version': '2025-11-25' };
+  const call = (id, name) => to(post(port, JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call',
+    params: { name, arguments: {}, _meta: { progressToken: `p${id}` } } }), h));
+  return { d, port, to, h, call };
+}
+
+// Backpressure: a client that asks for a streamed answer and then reads nothing must not make the front
+// hold more than BASTION_HTTP_MAX_OUTPUT (8 MiB) for it. The flood tool sends ~25 MiB of progress
+// notifications before its answer.
+test('a client that stops reading an SSE answer is cut off at 8 MiB unread; the front stays small and serves on', async (t) => {
+  const { d, port, to, h, call } = await hostileFront(t);
+  const frontPid = d.frontPid();
+
+  const sock = netConnect({ host: '127.0.0.1', port });
+  await new Promise((r) => sock.on('connect', r));
+  let received = 0;
+  sock.once('data', (b) => {
+    received += b.length;
+    assert.match(b.toString('latin1'), /^HTTP\/1\.1 200 [^]*\r\ncontent-type: text\/event-stream\r\n/i);
+    sock.pause();                                         // and never read again
+  });
+  sock.write(call(2, 'flood'));
+  await waitFor('the front to give up on the client', () =>
+    new RegExp(`conn \\d+: more than ${8 * 1024 * 1024} bytes of answer unread; closing`).test(d.stderr), 30000, 100);
+  sock.destroy();
+  assert.ok(received < 1024 * 1024, `the client read ${received} bytes`);
+  // What the front ever held: the 8 MiB bound, its own code and buffers, never the ~25 MiB of the stream.
+  const hwm = Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${frontPid}/status`, 'utf8'))[1]);
+  t.diagnostic(`front peak RSS ${hwm} kB; the client read ${received} bytes before it stopped`);
+  assert.ok(hwm < 32 * 1024, `the front's peak RSS was ${hwm} kB`);
+  // The same front and the same session serve the next call.
+  assert.equal(d.frontPid(), frontPid);
+  const after = await exchange(port, to(post(port, JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'tools/call',
+    params: { name: 'honest', arguments: {} } }), h)));
+  assert.equal(after.status, 200, after.body);
+  assert.match(after.body, /honest answer/);
+  await d.stop();
+});
+
+// DELETE of a 2025-11-25 session while one of its answers is still streaming: the stream ends (the
+// chunked terminator, no result), the DELETE is answered, and the session is gone for every request.
+test('DELETE of a session ends its open SSE answer; the session is gone afterwards', async (t) => {
+  const { d, port, to, h, call } = await hostileFront(t);
+  const sock = netConnect({ host: '127.0.0.1', port });
+  await new Promise((r) => sock.on('connect', r));
+  let text = '';
+  const ended = new Promise((r) => sock.on('data', (b) => { text += b.toString('latin1'); if (text.endsWith('\r\n0\r\n\r\n')) r(); }));
+  sock.write(call(2, 'stall'));
+  await waitFor('the stream to start', () => /"notifications\/progress"/.test(text), 10000, 20);
+  assert.match(text, /^HTTP\/1\.1 200 [^]*\r\ncontent-type: text\/event-stream\r\n/i);
+
+  const del = await exchange(port, to(post(port, '', h)).replace(/^POST /, 'DELETE ').replace(/Content-Length: \d+/, 'Content-Length: 0'));
+  assert.equal(del.status, 200, del.body);
+  await Promise.race([ended, sleep(5000).then(() => { throw new Error(`the stream did not end:\n${text}`); })]);
+  assert.doesNotMatch(text, /"result"/);
+  sock.destroy();
+  assert.match(d.stderr, /session [0-9a-f]{8}… of \S+ ended by DELETE/);
+
+  const again = await exchange(port, call(3, 'honest'));
+  assert.equal(again.status, 404, again.body);
   await d.stop();
 });
 
