@@ -59,7 +59,8 @@ static int broker_dispatch(struct supervisor *sup, struct chan_msg *m) {
                 /* The broker locks itself down on its first configuration, before it says ready:
                  * from now on it must show its filter. */
                 if (!sup->broker.attested) {
-                        int r = sandbox_attest(sup->broker.pid, SANDBOX_ROLE_BROKER, 0, &sup->broker.att);
+                        int r = sandbox_attest(sup->broker.pid, SANDBOX_ROLE_BROKER, sup->broker.attest_uid,
+                                               &sup->broker.att);
 
                         if (r < 0) {
                                 log_error("broker (pid %d) failed attestation: %s", (int) sup->broker.pid,
@@ -68,8 +69,9 @@ static int broker_dispatch(struct supervisor *sup, struct chan_msg *m) {
                                 return 0;
                         }
                         sup->broker.attested = true;
-                        log_info("broker (pid %d) attested: seccomp %d, no_new_privs, no capabilities",
-                                 (int) sup->broker.pid, sup->broker.att.seccomp_mode);
+                        log_info("broker (pid %d) attested: uid %u, seccomp %d, no_new_privs, no capabilities",
+                                 (int) sup->broker.pid, (unsigned) sup->broker.att.host_uid,
+                                 sup->broker.att.seccomp_mode);
                 }
                 if (!sup->broker_ready) {
                         /* Its log is open and recovered: from now on the files only grow. */
@@ -240,7 +242,7 @@ static void broker_bring_up(struct supervisor *sup) {
         front_broker_up(sup);
 }
 
-static int broker_start(struct supervisor *sup, int fd, pid_t *ret_pid) {
+static int broker_start(struct supervisor *sup, uid_t uid, int fd, pid_t *ret_pid) {
         _cleanup_free_ char *path = NULL;
         char *argv[2];
 
@@ -252,8 +254,8 @@ static int broker_start(struct supervisor *sup, int fd, pid_t *ret_pid) {
                 .name = "broker",
                 .role = SANDBOX_ROLE_BROKER,
                 .argv = argv,
-                .host_uid = 0,
-                .host_gid = 0,
+                .host_uid = uid,
+                .host_gid = (gid_t) uid,
                 .fds = &fd,
                 .n_fds = 1,
         }, ret_pid);
@@ -263,6 +265,7 @@ int broker_spawn(struct supervisor *sup) {
         struct child *b = &sup->broker;
         _cleanup_close_ int ours = -1, theirs = -1;
         int pair[2], r;
+        uid_t uid;
         pid_t pid;
 
         if (chan_socketpair(pair) < 0)
@@ -273,8 +276,12 @@ int broker_spawn(struct supervisor *sup) {
         /* A failed first start is the broker's to report: it says what is missing and which command
          * creates it, and the usual restart policy applies. */
         (void) broker_first_start(sup);
+        /* Its own uid (bastion.conf broker_uid), fixed for its lifetime: a reload that changes it takes
+         * effect with the next broker. Its audit directory is given to that uid first. */
+        uid = sup->config.broker_uid;
+        (void) audit_dir_prepare(sup, uid);
         audit_flags_release(sup);
-        r = broker_start(sup, theirs, &pid);
+        r = broker_start(sup, uid, theirs, &pid);
         if (r < 0)
                 return child_spawn_failed(b, r), r;
         r = child_watch(b, pid);
@@ -291,6 +298,7 @@ int broker_spawn(struct supervisor *sup) {
         /* It locks itself down on its first configuration and is attested when it says ready
          * (broker_dispatch). */
         b->attested = false;
+        b->attest_uid = uid;
         b->att = (struct sandbox_attestation) { .landlock_abi = -1 };
         log_info("broker (pid %d) started", (int) pid);
         broker_bring_up(sup);
