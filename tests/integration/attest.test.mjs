@@ -90,6 +90,7 @@ function checkAll(d, list, uids = {}) {
   const uidOwner = new Map();
   for (const c of list) {
     let expected = brokerUid(d);
+    if (c.kind === 'broker') assert.equal(c.uid, expected, `bastionctl workers: broker uid ${c.uid}`);
     if (c.kind === 'worker') {
       assert.ok(c.uid >= d.uids.min && c.uid <= d.uids.max, `${c.name}: uid ${c.uid} outside ${d.uids.min}-${d.uids.max}`);
       if (uids[c.name] !== undefined) assert.equal(c.uid, uids[c.name], `${c.name} changed its uid`);
