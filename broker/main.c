@@ -279,8 +279,10 @@ int main(int argc, char **argv) {
                 /* bastiond starts this as uid 0 without capabilities when there is no store yet; the
                  * broker proper then gets the files as fds (docs/sandbox.md). */
                 umask(0077);
-                if (sodium_init() < 0 || secrets_harden_process() < 0)
+                if (sodium_init() < 0)
                         return log_error("libsodium failed to initialise"), 1;
+                if (secrets_harden_process() < 0)
+                        return 1;
                 return record_first_start(argv[2], argc == 4 ? argv[3] : NULL) < 0 ? 1 : 0;
         }
         if (argc > 1) {
