@@ -32,6 +32,7 @@
 #define META_RELATED "dev.bastion/related"
 
 struct broker;
+struct chan_msg;
 struct client;
 struct upstream;
 struct jsonrpc_msg;
@@ -175,6 +176,7 @@ struct broker {
         struct audit_log *audit;
         bool audit_failed;              /* sticky: every call is refused once the log cannot be written */
         struct secrets_store *store;
+        struct secret_file *secret_files;       /* what bastiond opened for record_open; then closed */
         struct http_state *http;        /* the front channel, sessions, token keys (broker/http/) */
 };
 
@@ -243,6 +245,20 @@ void approver_call(struct client *c, enum era era, json_t *id, const char *tool,
 json_t *approvals_command(struct broker *b, json_t *request);
 
 /* record.c — the audit log and the secrets the broker holds */
+/* A CHAN_SECRET_FILE from the supervisor: kept until record_open reads it. The broker opens no secret
+ * file by path: the store key, the store and plain systemd credentials all come as fds. */
+struct secret_file {
+        struct secret_file *next;
+        char *what;                     /* "key", "store" or "credential" */
+        char *name;                     /* a file's path, or a credential's name */
+        bool credential;                /* key: from $CREDENTIALS_DIRECTORY (no owner check) */
+        int fd;                         /* -1: err says why there is none */
+        int err;
+};
+int record_secret_file(struct broker *b, struct chan_msg *m);
+/* `bastion-broker --first-start STORE [KEY_FILE]`: creates what is missing of the key, the store and
+ * the audit signing key (never replaces anything). */
+int record_first_start(const char *store_path, const char *key_file);
 int record_open(struct broker *b);
 void record_close(struct broker *b);
 int record_intent(struct broker *b, struct call *call, const struct client *c, const json_t *arguments,

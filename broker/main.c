@@ -7,11 +7,13 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <sodium.h>
 
 #include "broker.h"
 #include "broker/audit/audit.h"
+#include "broker/secrets/store.h"
 #include "chan.h"
 #include "log.h"
 #include "sandbox.h"
@@ -187,24 +189,24 @@ static int dispatch_supervisor(struct broker *b, struct chan_msg *m) {
         } expected[] = {
                 { CHAN_CONFIG, 0 }, { CHAN_LISTENER, 1 }, { CHAN_WORKER_UP, 1 },
                 { CHAN_WORKER_DOWN, 0 }, { CHAN_STOP, 0 }, { CHAN_APPROVALS, 0 }, { CHAN_CREDENTIAL_REQ, 0 },
-                { CHAN_FRONT, 1 }, { CHAN_JWKS, 0 },
+                { CHAN_FRONT, 1 }, { CHAN_JWKS, 0 }, { CHAN_SECRET_FILE, 0 }, { CHAN_SECRET_FILE, 1 },
         };
         bool known = false;
         json_t *reply;
         int r;
 
         for (size_t i = 0; i < ELEMENTSOF(expected); i++)
-                if (expected[i].type == m->type) {
-                        if (expected[i].n_fds != m->n_fds)
-                                return -EBADMSG;
+                if (expected[i].type == m->type && expected[i].n_fds == m->n_fds)
                         known = true;
-                }
         if (!known)
                 return -EBADMSG;
 
         switch (m->type) {
         case CHAN_CONFIG:
                 return apply_config(b, m->payload);
+        case CHAN_SECRET_FILE:
+                /* Only before the first configuration: after it the broker reads no file. */
+                return b->have_config ? -EBADMSG : record_secret_file(b, m);
         case CHAN_LISTENER:
                 return set_listener(b, chan_msg_take_fd(m, 0));
         case CHAN_WORKER_UP:
@@ -279,6 +281,16 @@ int main(int argc, char **argv) {
         int r;
 
         log_open("broker");
+        if (argc >= 3 && argc <= 4 && streq(argv[1], "--first-start")) {
+                /* bastiond starts this as uid 0 without capabilities when there is no store yet; the
+                 * broker proper then gets the files as fds (docs/sandbox.md). */
+                umask(0077);
+                if (sodium_init() < 0)
+                        return log_error("libsodium failed to initialise"), 1;
+                if (secrets_harden_process() < 0)
+                        return 1;
+                return record_first_start(argv[2], argc == 4 ? argv[3] : NULL) < 0 ? 1 : 0;
+        }
         if (argc > 1) {
                 fprintf(stderr, "bastion-broker is started by bastiond(8), with its channel at fd 3; it takes no arguments.\n");
                 return 2;

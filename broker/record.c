@@ -23,15 +23,17 @@
 #define DEFAULT_AUDIT_DIR AUDIT_DEFAULT_DIR
 
 /* First start on a fresh host: like ssh-keygen -A, create the store key, the store and the audit
- * signing key, so the audit log is signed from the first record. Never overwrites anything. */
-static int secrets_first_start(const struct bastion_config *cfg, const char *store_path) {
+ * signing key, so the audit log is signed from the first record. Never overwrites anything. Runs in
+ * `bastion-broker --first-start`, a short-lived uid-0 process without capabilities that bastiond
+ * starts when the store does not exist: the broker proper opens no secret file by path. */
+int record_first_start(const char *store_path, const char *key_file_opt) {
         _cleanup_(secrets_store_freep) struct secrets_store *store = NULL;
         _cleanup_secret_ struct secret *key = NULL;
-        const char *key_file = cfg->secrets_key_file ? cfg->secrets_key_file : SECRETS_DEFAULT_KEY_FILE;
+        const char *key_file = key_file_opt ? key_file_opt : SECRETS_DEFAULT_KEY_FILE;
         uint8_t seed[AUDIT_SEED_BYTES];
         int r;
 
-        r = secrets_key_load(cfg->secrets_key_file, &key);
+        r = secrets_key_load(key_file_opt, &key);
         if (r == -ENOENT) {
                 _cleanup_free_ char *dir = strdup(key_file);
                 /* The key's directory is root's alone (0700); created on first start if missing. */
@@ -46,13 +48,17 @@ static int secrets_first_start(const struct bastion_config *cfg, const char *sto
                 if (r < 0)
                         return log_error_errno(r, "Failed to create the secrets key %s: %m", key_file);
                 log_notice("created the secrets key %s", key_file);
-                r = secrets_key_load(cfg->secrets_key_file, &key);
+                r = secrets_key_load(key_file_opt, &key);
         }
         if (r < 0)
                 return log_error_errno(r, "Failed to load the secrets key: %m");
         r = secrets_store_open(store_path, key, true, &store);
         if (r < 0)
                 return log_error_errno(r, "Failed to create the secrets store %s: %m", store_path);
+        if (secrets_store_count(store) > 0) {
+                log_info("the secrets store %s exists; leaving it", store_path);
+                return 0;
+        }
         randombytes_buf(seed, sizeof(seed));
         r = secrets_store_set(store, AUDIT_SIGNING_KEY_NAME, seed, sizeof(seed));
         sodium_memzero(seed, sizeof(seed));
@@ -64,63 +70,113 @@ static int secrets_first_start(const struct bastion_config *cfg, const char *sto
         return 0;
 }
 
-static char *store_path_of(const struct bastion_config *cfg) {
-        char *p = NULL;
-
-        if (cfg->secrets_store)
-                return strdup(cfg->secrets_store);
-        return asprintf(&p, "%s/secrets.store", cfg->state_dir) < 0 ? NULL : p;
-}
-
 static bool name_reserved(const char *name) {
         return strncmp(name, SECRETS_RESERVED_PREFIX, strlen(SECRETS_RESERVED_PREFIX)) == 0;
 }
 
-/* Plain systemd credentials by name win over store entries of the same name. They are read now, while
- * the broker may still open files, into the in-memory store (never saved), which is all the broker
- * looks at once it is locked down. Only the names the configuration hands to workers are read. */
+int record_secret_file(struct broker *b, struct chan_msg *m) {
+        const char *what = NULL, *name = NULL;
+        int credential = 0, err = 0;
+        struct secret_file *f;
+
+        if (json_unpack(m->payload, "{s:s, s:s, s?b, s?i}", "what", &what, "name", &name, "credential", &credential,
+                        "errno", &err) < 0 ||
+            (!streq(what, "key") && !streq(what, "store") && !streq(what, "credential")) ||
+            (m->n_fds == 0) != (err > 0))
+                return -EBADMSG;
+        f = calloc(1, sizeof(*f));
+        if (!f || !(f->what = strdup(what)) || !(f->name = strdup(name))) {
+                if (f)
+                        free(f->what);
+                free(f);
+                return log_oom();
+        }
+        f->credential = credential;
+        f->err = err;
+        f->fd = m->n_fds > 0 ? chan_msg_take_fd(m, 0) : -1;
+        f->next = b->secret_files;
+        b->secret_files = f;
+        return 0;
+}
+
+static void secret_files_free(struct broker *b) {
+        for (struct secret_file *f = b->secret_files, *n; f; f = n) {
+                n = f->next;
+                safe_close(f->fd);
+                free(f->what);
+                free(f->name);
+                free(f);
+        }
+        b->secret_files = NULL;
+}
+
+static struct secret_file *secret_file_get(struct broker *b, const char *what) {
+        for (struct secret_file *f = b->secret_files; f; f = f->next)
+                if (streq(f->what, what))
+                        return f;
+        return NULL;
+}
+
+/* Plain systemd credentials by name win over store entries of the same name. bastiond opened the
+ * ones the configuration hands to workers; they are read now, before the lockdown, into the
+ * in-memory store (never saved), which is all the broker looks at once it is locked down. */
 static void credentials_import(struct broker *b) {
-        for (size_t i = 0; i < b->config.n_servers; i++) {
-                const char *name = b->config.servers[i].credential;
+        for (struct secret_file *f = b->secret_files; f; f = f->next) {
                 _cleanup_secret_ struct secret *v = NULL;
                 int r;
 
-                if (!name || name_reserved(name))
+                if (!streq(f->what, "credential") || f->fd < 0 || !secrets_name_valid(f->name) ||
+                    name_reserved(f->name))
                         continue;
-                r = secrets_credential_load(name, &v);
-                if (r == -ENOENT)
-                        continue;
+                r = secrets_credential_load_fd(f->fd, &v);
                 if (r >= 0)
-                        r = secrets_store_set(b->store, name, v->data, v->size);
+                        r = secrets_store_set(b->store, f->name, v->data, v->size);
                 if (r < 0)
-                        log_warning_errno(r, "Cannot take systemd credential %s: %m", name);
+                        log_warning_errno(r, "Cannot take systemd credential %s: %m", f->name);
                 else
-                        log_info("credential %s from $CREDENTIALS_DIRECTORY", name);
+                        log_info("credential %s from $CREDENTIALS_DIRECTORY", f->name);
         }
+}
+
+static int secrets_open(struct broker *b) {
+        _cleanup_secret_ struct secret *key = NULL;
+        struct secret_file *kf = secret_file_get(b, "key"), *sf = secret_file_get(b, "store");
+        int r;
+
+        if (!kf || !sf)
+                return log_error_errno(EPROTO, "The supervisor passed no secrets %s", kf ? "store" : "key");
+        if (sf->fd < 0 && sf->err == ENOENT)
+                return log_error_errno(ENOENT, "No secrets store %s: `bastionctl secrets init` creates it "
+                                       "(bastiond does on a first start)", sf->name);
+        if (kf->fd < 0 && kf->err == ENOENT)
+                return log_error_errno(ENOENT, "No secrets key %s for the store %s: restore it, or start over "
+                                       "with `bastionctl secrets init` (a new key cannot read the old store)",
+                                       kf->name, sf->name);
+        if (kf->fd < 0)
+                return log_error_errno(kf->err, "Cannot open the secrets key %s: %m", kf->name);
+        r = secrets_key_load_fd(kf->fd, kf->name, kf->credential, &key);
+        if (r < 0)
+                return r;
+        if (sf->fd < 0)
+                return log_error_errno(sf->err, "Failed to open the secrets store %s: %m", sf->name);
+        r = secrets_store_open_fd(sf->fd, sf->name, key, &b->store);
+        if (r < 0)
+                return log_error_errno(r, "Failed to open the secrets store %s: %m", sf->name);
+        credentials_import(b);
+        return 0;
 }
 
 int record_open(struct broker *b) {
         const struct bastion_config *cfg = &b->config;
-        _cleanup_secret_ struct secret *key = NULL, *seed = NULL;
-        _cleanup_free_ char *store_path = store_path_of(cfg);
+        _cleanup_secret_ struct secret *seed = NULL;
         uint8_t pub[AUDIT_PUBKEY_BYTES];
         char pub_hex[AUDIT_PUBKEY_HEX];
         int r;
 
-        if (!store_path)
-                return log_oom();
-        if (access(store_path, F_OK) < 0 && errno == ENOENT) {
-                r = secrets_first_start(cfg, store_path);
-                if (r < 0)
-                        return r;
-        }
-        r = secrets_key_load(cfg->secrets_key_file, &key);
+        r = secrets_open(b);
+        secret_files_free(b);
         if (r < 0)
-                return log_error_errno(r, "Failed to load the secrets key: %m");
-        r = secrets_store_open(store_path, key, false, &b->store);
-        if (r < 0)
-                return log_error_errno(r, "Failed to open the secrets store %s: %m", store_path);
-        credentials_import(b);
+                return r;
         r = secrets_store_get(b->store, AUDIT_SIGNING_KEY_NAME, &seed);
         if (r < 0 || seed->size != AUDIT_SEED_BYTES)
                 return log_error_errno(r < 0 ? r : EBADMSG, "The secrets store has no usable %s: %m "
@@ -145,6 +201,7 @@ int record_open(struct broker *b) {
 void record_close(struct broker *b) {
         int r = audit_close(b->audit);
 
+        secret_files_free(b);
         if (r < 0)
                 log_error_errno(r, "Closing the audit log failed: %m");
         b->audit = NULL;

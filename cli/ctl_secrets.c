@@ -92,6 +92,15 @@ static int cmd_init(const struct store_args *a) {
 
         /* A new key only when there is none anywhere: never replace the key of an existing store. */
         if ((a->key_file || !getenv("CREDENTIALS_DIRECTORY")) && access(key_file, F_OK) < 0 && errno == ENOENT) {
+                _cleanup_free_ char *dir = strdup(key_file);
+                char *slash = dir ? strrchr(dir, '/') : NULL;
+
+                /* Its directory is root's alone, as bastiond's first start makes it. */
+                if (slash && slash != dir) {
+                        *slash = '\0';
+                        if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+                                return log_error_errno(errno, "Cannot create %s: %m", dir), 1;
+                }
                 log_info("Creating key file %s", key_file);
                 if (secrets_key_create(key_file) < 0)
                         return 1;

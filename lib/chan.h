@@ -25,6 +25,10 @@ enum chan_type {
         CHAN_CREDENTIAL_REQ,    /* payload {server, generation}: the supervisor is about to spawn this
                                  * worker and asks for its credential */
         CHAN_TLS,               /* supervisor -> front: payload {cert_pem, key_pem}, at start and on SIGHUP */
+        CHAN_SECRET_FILE,       /* payload {what: key|store|credential, path?, name?, source?, errno?}; fd (0
+                                 * or 1): a secret file the supervisor opened read-only for the broker,
+                                 * which may not open it itself (docs/sandbox.md). Sent before the first
+                                 * CHAN_CONFIG; without an fd, errno says why (ENOENT: does not exist). */
         /* broker -> supervisor */
         CHAN_READY = 64,        /* payload {}: configuration applied, listening */
         CHAN_STOPPED,           /* payload {}: drained, about to exit */

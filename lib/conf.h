@@ -134,6 +134,7 @@ struct bastion_config {
         gid_t admin_gid;                /* group allowed on the control socket (besides root) */
         bool has_admin_gid;
         uid_t worker_uid_min, worker_uid_max;
+        uid_t broker_uid;               /* the broker's host uid and gid (default: worker_uid_min - 1) */
         unsigned call_timeout_ms;
         unsigned max_inflight;
         unsigned confirm_timeout_ms;    /* how long a confirm question (and its requestState) is valid */

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/inotify.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 
 #include "bastiond.h"
 #include "log.h"
@@ -96,6 +97,68 @@ static int on_audit_dir(sd_event_source *s, const struct inotify_event *ev, void
                 if (dir_fd >= 0)
                         set_flag(dir_fd, sup->audit_watch_dir, ev->name, true);
         }
+        return 0;
+}
+
+/* One audit file to the broker's uid. chown is refused on an append-only file: lift the flag for it. */
+static int give_file(int dir_fd, const char *dir, const char *name, uid_t uid) {
+        _cleanup_close_ int fd = openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        struct stat st;
+        int flags = 0;
+        bool append;
+
+        if (fd < 0)
+                return errno == ENOENT ? 0 : log_error_errno(errno, "Cannot open %s/%s: %m", dir, name);
+        if (fstat(fd, &st) < 0)
+                return log_error_errno(errno, "Cannot stat %s/%s: %m", dir, name);
+        if (!S_ISREG(st.st_mode) || (st.st_uid == uid && st.st_gid == (gid_t) uid))
+                return 0;
+        append = ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0 && (flags & FS_APPEND_FL);
+        if (append) {
+                int off = flags & ~FS_APPEND_FL;
+                if (ioctl(fd, FS_IOC_SETFLAGS, &off) < 0)
+                        return log_error_errno(errno, "Cannot clear the append-only flag of %s/%s: %m", dir, name);
+        }
+        if (fchown(fd, uid, (gid_t) uid) < 0)
+                log_error_errno(errno, "Cannot give %s/%s to uid %u: %m", dir, name, (unsigned) uid);
+        if (append && ioctl(fd, FS_IOC_SETFLAGS, &flags) < 0)
+                log_warning_errno(errno, "Cannot set the append-only flag of %s/%s: %m", dir, name);
+        return 0;
+}
+
+int audit_dir_prepare(struct supervisor *sup, uid_t uid) {
+        const char *dir = audit_dir(sup);
+        _cleanup_free_ char *parent = strdup(dir);
+        _cleanup_close_ int dir_fd = -1;
+        struct dirent *de;
+        DIR *d;
+        int r, copy;
+
+        if (!parent)
+                return log_oom();
+        /* Its parents must be searchable by the broker's uid (like state_dir's by the workers'). */
+        if (strrchr(parent, '/') && strrchr(parent, '/') != parent) {
+                *strrchr(parent, '/') = '\0';
+                r = mkdir_parents(parent, 0755);
+                if (r < 0)
+                        return log_error_errno(r, "Cannot create %s: %m", parent);
+        }
+        if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+                return log_error_errno(errno, "Cannot create the audit directory %s: %m", dir);
+        dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (dir_fd < 0)
+                return log_error_errno(errno, "Cannot open the audit directory %s: %m", dir);
+        if (fchown(dir_fd, uid, (gid_t) uid) < 0 || fchmod(dir_fd, 0700) < 0)
+                return log_error_errno(errno, "Cannot give the audit directory %s to uid %u: %m", dir, (unsigned) uid);
+        copy = fcntl(dir_fd, F_DUPFD_CLOEXEC, 3);
+        if (copy < 0 || !(d = fdopendir(copy))) {
+                safe_close(copy);
+                return log_error_errno(errno, "Cannot list the audit directory %s: %m", dir);
+        }
+        while ((de = readdir(d)))
+                if (audit_file_name(de->d_name))
+                        (void) give_file(dir_fd, dir, de->d_name, uid);
+        closedir(d);
         return 0;
 }
 

@@ -108,6 +108,8 @@ struct supervisor {
 /* setup.c */
 int setup_directories(const struct bastion_config *c);
 int setup_server_directory(const struct server_config *s);
+/* mkdir -p with mode for the directories it creates; existing ones keep theirs. */
+int mkdir_parents(const char *path, mode_t mode);
 int setup_listen_socket(const char *path, mode_t mode, gid_t gid, int *ret_fd);
 void remove_socket(const char *path);
 
@@ -152,6 +154,9 @@ void worker_free(struct child *w);
 /* audit_flags.c — the append-only inode flag on the audit files, which the broker cannot set */
 /* Before a broker is spawned: the newest files lose the flag, so its recovery can cut a torn tail. */
 void audit_flags_release(struct supervisor *sup);
+/* Before every broker start: the audit directory exists (parents 0755), is 0700 and, with every audit
+ * file in it, owned by the broker's uid and gid (the append-only flag is lifted for the chown only). */
+int audit_dir_prepare(struct supervisor *sup, uid_t uid);
 /* When the broker is ready: every audit file gets the flag, and so does each file it creates later. */
 void audit_flags_seal(struct supervisor *sup);
 void audit_flags_done(struct supervisor *sup);

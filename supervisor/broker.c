@@ -7,8 +7,11 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "bastiond.h"
+#include "broker/secrets/store.h"
 #include "chan.h"
 #include "log.h"
 #include "util.h"
@@ -56,7 +59,8 @@ static int broker_dispatch(struct supervisor *sup, struct chan_msg *m) {
                 /* The broker locks itself down on its first configuration, before it says ready:
                  * from now on it must show its filter. */
                 if (!sup->broker.attested) {
-                        int r = sandbox_attest(sup->broker.pid, SANDBOX_ROLE_BROKER, 0, &sup->broker.att);
+                        int r = sandbox_attest(sup->broker.pid, SANDBOX_ROLE_BROKER, sup->broker.attest_uid,
+                                               &sup->broker.att);
 
                         if (r < 0) {
                                 log_error("broker (pid %d) failed attestation: %s", (int) sup->broker.pid,
@@ -65,8 +69,9 @@ static int broker_dispatch(struct supervisor *sup, struct chan_msg *m) {
                                 return 0;
                         }
                         sup->broker.attested = true;
-                        log_info("broker (pid %d) attested: seccomp %d, no_new_privs, no capabilities",
-                                 (int) sup->broker.pid, sup->broker.att.seccomp_mode);
+                        log_info("broker (pid %d) attested: uid %u, seccomp %d, no_new_privs, no capabilities",
+                                 (int) sup->broker.pid, (unsigned) sup->broker.att.host_uid,
+                                 sup->broker.att.seccomp_mode);
                 }
                 if (!sup->broker_ready) {
                         /* Its log is open and recovered: from now on the files only grow. */
@@ -114,9 +119,118 @@ static int on_broker_message(sd_event_source *s, int fd, uint32_t revents, void 
         return 0;
 }
 
-/* Everything a fresh broker needs: configuration, listener, and the state of every worker. */
+static char *store_path_of(const struct bastion_config *c) {
+        char *p = NULL;
+
+        if (c->secrets_store)
+                return strdup(c->secrets_store);
+        return asprintf(&p, "%s/secrets.store", c->state_dir) < 0 ? NULL : p;
+}
+
+/* Opens a secret file for the broker: read-only, without following a symlink or blocking on a FIFO.
+ * The supervisor never reads it (DESIGN: it holds no secret); the broker checks what it is (fstat). */
+static int open_secret(int dir_fd, const char *path) {
+        int fd = openat(dir_fd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+
+        return fd < 0 ? -errno : fd;
+}
+
+static int send_secret_file(struct supervisor *sup, const char *what, const char *name, bool credential, int fd) {
+        json_t *p = json_pack("{s:s, s:s, s:b}", "what", what, "name", name, "credential", credential);
+
+        if (p && fd < 0 && json_object_set_new(p, "errno", json_integer(-fd)) < 0)
+                p = (json_decref(p), NULL);
+        return broker_send(sup, CHAN_SECRET_FILE, 0, p, fd);
+}
+
+/* CHAN_SECRET_FILE, before the first configuration: the store key (secrets_key_file; else the systemd
+ * credential bastion.secrets-key; else the default key file), the store, and the plain systemd
+ * credentials the configuration names. The broker opens none of them itself: it may not be able to
+ * (its own uid, docs/sandbox.md), and it should not need to. */
+static int broker_send_secrets(struct supervisor *sup) {
+        const struct bastion_config *c = &sup->config;
+        const char *cred_dir = getenv("CREDENTIALS_DIRECTORY");
+        _cleanup_close_ int cred_fd = -1, key_fd = -1, store_fd = -1;
+        _cleanup_free_ char *store = store_path_of(c), *key_cred = NULL;
+        const char *key = c->secrets_key_file;
+        int r;
+
+        if (!store)
+                return log_oom();
+        if (cred_dir && *cred_dir)
+                cred_fd = open(cred_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (!key && cred_fd >= 0) {
+                key_fd = open_secret(cred_fd, SECRETS_KEY_CREDENTIAL);
+                if (key_fd != -ENOENT && asprintf(&key_cred, "%s/%s", cred_dir, SECRETS_KEY_CREDENTIAL) < 0)
+                        return log_oom();
+                key = key_cred;
+        }
+        if (!key) {
+                key = SECRETS_DEFAULT_KEY_FILE;
+                key_fd = open_secret(AT_FDCWD, key);
+        } else if (!key_cred)
+                key_fd = open_secret(AT_FDCWD, key);
+        store_fd = open_secret(AT_FDCWD, store);
+        r = send_secret_file(sup, "key", key, key_cred != NULL, key_fd);
+        if (r >= 0)
+                r = send_secret_file(sup, "store", store, false, store_fd);
+        for (size_t i = 0; r >= 0 && cred_fd >= 0 && i < c->n_servers; i++) {
+                const char *name = c->servers[i].credential;
+                _cleanup_close_ int fd = -1;
+
+                /* Bastion's own names are never a worker's; a name is a plain file name (conf_load). */
+                if (!name || strncmp(name, SECRETS_RESERVED_PREFIX, strlen(SECRETS_RESERVED_PREFIX)) == 0 ||
+                    strchr(name, '/'))
+                        continue;
+                fd = open_secret(cred_fd, name);
+                if (fd >= 0)
+                        r = send_secret_file(sup, "credential", name, true, fd);
+        }
+        return r;
+}
+
+/* No store yet (a fresh host): `bastion-broker --first-start` creates the key (when there is none), the
+ * store and the audit signing key, as uid 0 without capabilities, before the broker proper starts; like
+ * `bastionctl secrets init`, it never replaces anything. bastiond waits for it (milliseconds). */
+static int broker_first_start(struct supervisor *sup) {
+        _cleanup_free_ char *path = NULL, *store = store_path_of(&sup->config);
+        char *argv[5];
+        struct stat st;
+        pid_t pid;
+        int r, status;
+
+        if (!store || asprintf(&path, "%s/bastion-broker", sup->config.libexec_dir) < 0)
+                return log_oom();
+        if (lstat(store, &st) == 0 || errno != ENOENT)
+                return 0;
+        argv[0] = path;
+        argv[1] = (char *) "--first-start";
+        argv[2] = store;
+        argv[3] = sup->config.secrets_key_file;
+        argv[4] = NULL;
+        r = sandbox_spawn(&(struct sandbox_spawn) {
+                .name = "broker first start",
+                .role = SANDBOX_ROLE_BROKER,
+                .argv = argv,
+                .host_uid = 0,
+                .host_gid = 0,
+        }, &pid);
+        if (r < 0)
+                return log_error_errno(r, "Cannot start the first start of the secrets store: %m");
+        while ((r = waitpid(pid, &status, 0)) < 0 && errno == EINTR)
+                ;
+        if (r < 0)
+                return log_error_errno(errno, "Cannot wait for the first start of the secrets store: %m");
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                return log_error_errno(EIO, "Creating the secrets store %s failed (see above); "
+                                       "`bastionctl secrets init` creates it by hand", store);
+        return 0;
+}
+
+/* Everything a fresh broker needs: its secret files, configuration, listener, and the state of every
+ * worker. */
 static void broker_bring_up(struct supervisor *sup) {
-        if (broker_send_config(sup) < 0 || broker_send(sup, CHAN_LISTENER, 0, json_object(), sup->listen_fd) < 0)
+        if (broker_send_secrets(sup) < 0 || broker_send_config(sup) < 0 || broker_send(sup, CHAN_LISTENER, 0, json_object(), sup->listen_fd) < 0)
                 return;
         (void) jwks_send(sup);
         for (struct child *w = sup->workers; w; w = w->next) {
@@ -128,7 +242,7 @@ static void broker_bring_up(struct supervisor *sup) {
         front_broker_up(sup);
 }
 
-static int broker_start(struct supervisor *sup, int fd, pid_t *ret_pid) {
+static int broker_start(struct supervisor *sup, uid_t uid, int fd, pid_t *ret_pid) {
         _cleanup_free_ char *path = NULL;
         char *argv[2];
 
@@ -140,8 +254,8 @@ static int broker_start(struct supervisor *sup, int fd, pid_t *ret_pid) {
                 .name = "broker",
                 .role = SANDBOX_ROLE_BROKER,
                 .argv = argv,
-                .host_uid = 0,
-                .host_gid = 0,
+                .host_uid = uid,
+                .host_gid = (gid_t) uid,
                 .fds = &fd,
                 .n_fds = 1,
         }, ret_pid);
@@ -151,6 +265,7 @@ int broker_spawn(struct supervisor *sup) {
         struct child *b = &sup->broker;
         _cleanup_close_ int ours = -1, theirs = -1;
         int pair[2], r;
+        uid_t uid;
         pid_t pid;
 
         if (chan_socketpair(pair) < 0)
@@ -158,8 +273,15 @@ int broker_spawn(struct supervisor *sup) {
         ours = pair[0], theirs = pair[1];
         if (fcntl(ours, F_SETFL, O_NONBLOCK) < 0)
                 return child_spawn_failed(b, -errno), -errno;
+        /* A failed first start is the broker's to report: it says what is missing and which command
+         * creates it, and the usual restart policy applies. */
+        (void) broker_first_start(sup);
+        /* Its own uid (bastion.conf broker_uid), fixed for its lifetime: a reload that changes it takes
+         * effect with the next broker. Its audit directory is given to that uid first. */
+        uid = sup->config.broker_uid;
+        (void) audit_dir_prepare(sup, uid);
         audit_flags_release(sup);
-        r = broker_start(sup, theirs, &pid);
+        r = broker_start(sup, uid, theirs, &pid);
         if (r < 0)
                 return child_spawn_failed(b, r), r;
         r = child_watch(b, pid);
@@ -176,6 +298,7 @@ int broker_spawn(struct supervisor *sup) {
         /* It locks itself down on its first configuration and is attested when it says ready
          * (broker_dispatch). */
         b->attested = false;
+        b->attest_uid = uid;
         b->att = (struct sandbox_attestation) { .landlock_abi = -1 };
         log_info("broker (pid %d) started", (int) pid);
         broker_bring_up(sup);

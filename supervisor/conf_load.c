@@ -292,7 +292,8 @@ static int load_bastion(struct loader *l, const config_setting_t *root, struct b
         static const char *const keys[] = { "socket", "control_socket", "state_dir", "runtime_dir", "libexec_dir",
                                             "worker_uids", "call_timeout_ms", "max_inflight", "admin_group",
                                             "confirm_timeout_ms", "approval_ttl_ms",
-                                            "audit_dir", "audit_journal", "secrets_store", "secrets_key_file", NULL };
+                                            "audit_dir", "audit_journal", "secrets_store", "secrets_key_file",
+                                            "broker_uid", NULL };
         const size_t sun_max = sizeof(((struct sockaddr_un *) NULL)->sun_path) - 1;
         const config_setting_t *b = config_setting_get_member(root, "bastion");
         const char *admin = NULL;
@@ -332,6 +333,31 @@ static int load_bastion(struct loader *l, const config_setting_t *root, struct b
                 c->admin_gid = g->gr_gid;
                 c->has_admin_gid = true;
         }
+        return 0;
+}
+
+/* The broker's own uid (and gid): outside the worker range, no account's or group's (it would share
+ * their files), never root. Unset: the uid right below the worker range (60999 by default). */
+static int load_broker_uid(struct loader *l, const config_setting_t *b, struct bastion_config *c) {
+        const config_setting_t *s = b ? config_setting_get_member(b, "broker_uid") : NULL;
+        const config_setting_t *at = s ?: (b ? (config_setting_get_member(b, "worker_uids") ?: b) : NULL);
+        const struct passwd *pw;
+        const struct group *gr;
+        long long v = (long long) c->worker_uid_min - 1;
+        int r;
+
+        if (s && (r = int_in_range(l, s, 1, UINT32_MAX - 1, &v)) < 0)
+                return r;
+        if (v < 1)
+                return fail(l, at, "the worker range starts at uid 1: set bastion.broker_uid");
+        if (v >= c->worker_uid_min && v <= c->worker_uid_max)
+                return fail(l, at, "broker_uid %lld is inside bastion.worker_uids [ %u, %u ]", v,
+                            (unsigned) c->worker_uid_min, (unsigned) c->worker_uid_max);
+        if ((pw = getpwuid((uid_t) v)))
+                return fail(l, at, "broker uid %lld belongs to user \"%s\"", v, pw->pw_name);
+        if ((gr = getgrgid((gid_t) v)))
+                return fail(l, at, "broker gid %lld belongs to group \"%s\"", v, gr->gr_name);
+        c->broker_uid = (uid_t) v;
         return 0;
 }
 
@@ -1236,7 +1262,8 @@ static int load_root(struct loader *l, config_t *cfg, struct bastion_config *c) 
             (r = load_servers(l, root, c)) < 0 || (r = load_oauth(l, root, c)) < 0 ||
             (r = load_rate_limits(l, root, c)) < 0 || (r = load_http(l, root, c)) < 0 ||
             (r = check_oauth_http(l, root, c)) < 0 ||
-            (r = check_uid_range(l, root, c)) < 0)
+            (r = check_uid_range(l, root, c)) < 0 ||
+            (r = load_broker_uid(l, config_setting_get_member(root, "bastion"), c)) < 0)
                 return r;
         assign_uids(c, NULL);
         return 0;

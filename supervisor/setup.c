@@ -13,7 +13,7 @@
 #include "util.h"
 
 /* mkdir -p; existing directories keep their mode. */
-static int mkdir_parents(const char *path, mode_t mode) {
+int mkdir_parents(const char *path, mode_t mode) {
         _cleanup_free_ char *p = strdup(path);
 
         if (!p)

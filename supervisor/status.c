@@ -30,7 +30,9 @@ static json_t *child_json(const struct supervisor *sup, const struct child *c) {
         const struct server_config *sc = c->kind == CHILD_WORKER ? config_find_server(&sup->config, c->name) : NULL;
         json_t *j;
 
-        uid_t uid = sc ? sc->uid : c->kind == CHILD_FRONT && sup->config.http ? sup->config.http->uid : 0;
+        /* The broker: the uid it was spawned with (broker_uid then; a reload does not move it). */
+        uid_t uid = sc ? sc->uid : c->kind == CHILD_FRONT && sup->config.http ? sup->config.http->uid :
+                    c->kind == CHILD_BROKER ? (c->pid > 0 ? c->attest_uid : sup->config.broker_uid) : 0;
         const char *kind = c->kind == CHILD_BROKER ? "broker" : c->kind == CHILD_FRONT ? "front" : "worker";
 
         j = json_pack("{s:s, s:s, s:s, s:i, s:s, s:I, s:I, s:o}", "name", c->name,

@@ -82,6 +82,10 @@ int secrets_credential_load(const char *name, struct secret **ret) {
         return read_guarded(fd, BASTION_SECRET_MAX_VALUE, ret);
 }
 
+int secrets_credential_load_fd(int fd, struct secret **ret) {
+        return read_guarded(fd, BASTION_SECRET_MAX_VALUE, ret);
+}
+
 int secrets_lookup(struct secrets_store *s, const char *name, struct secret **ret) {
         int r = secrets_credential_load(name, ret);
 
@@ -113,16 +117,13 @@ static int key_decode(const struct secret *raw, struct secret **ret) {
         return 0;
 }
 
-static int key_file_load(const char *path, struct secret **ret) {
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+/* The checks of a key file, on an open fd: whoever opened it, the file it is now is what counts. */
+static int key_fd_load(int fd, const char *path, struct secret **ret) {
         _cleanup_secret_ struct secret *raw = NULL;
         struct stat st;
         int r;
 
-        /* A missing key is the caller's to judge (first start, or a mistake); anything else is ours. */
-        if (fd < 0 && errno == ENOENT)
-                return -ENOENT;
-        if (fd < 0 || fstat(fd, &st) < 0)
+        if (fstat(fd, &st) < 0)
                 return log_error_errno(errno, "Cannot open key file %s: %m", path);
         if (!S_ISREG(st.st_mode) || st.st_uid != 0 || (st.st_mode & 077) != 0)
                 return log_error_errno(EPERM, "Refusing key file %s: it must be a regular file owned by root "
@@ -133,6 +134,31 @@ static int key_file_load(const char *path, struct secret **ret) {
                 r = key_decode(raw, ret);
         if (r < 0)
                 return log_error_errno(r, "Cannot read key file %s: not 32 bytes or 64 hex digits", path);
+        return 0;
+}
+
+static int key_file_load(const char *path, struct secret **ret) {
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+
+        /* A missing key is the caller's to judge (first start, or a mistake); anything else is ours. */
+        if (fd < 0 && errno == ENOENT)
+                return -ENOENT;
+        if (fd < 0)
+                return log_error_errno(errno, "Cannot open key file %s: %m", path);
+        return key_fd_load(fd, path, ret);
+}
+
+int secrets_key_load_fd(int fd, const char *what, bool credential, struct secret **ret_key) {
+        _cleanup_secret_ struct secret *raw = NULL;
+        int r;
+
+        if (!credential)
+                return key_fd_load(fd, what, ret_key);
+        r = read_guarded(fd, 256, &raw);
+        if (r >= 0)
+                r = key_decode(raw, ret_key);
+        if (r < 0)
+                return log_error_errno(r, "Cannot read credential %s: %m", what);
         return 0;
 }
 

@@ -142,13 +142,12 @@ static int parse_store(struct secrets_store *s, const uint8_t *data, size_t size
         return c.left == 0 ? 0 : -EBADMSG;
 }
 
-static int read_file(const char *path, uint8_t **ret, size_t *ret_size) {
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+static int read_fd(int fd, uint8_t **ret, size_t *ret_size) {
         _cleanup_free_ uint8_t *buf = NULL;
         struct stat st;
         size_t n = 0;
 
-        if (fd < 0 || fstat(fd, &st) < 0)
+        if (fstat(fd, &st) < 0)
                 return -errno;
         if (!S_ISREG(st.st_mode) || st.st_size < (off_t) (STORE_HEADER + crypto_auth_BYTES) ||
             (size_t) st.st_size > STORE_MAX_FILE)
@@ -169,7 +168,14 @@ static int read_file(const char *path, uint8_t **ret, size_t *ret_size) {
         return 0;
 }
 
-int secrets_store_open(const char *path, const struct secret *key, bool create, struct secrets_store **ret) {
+static int read_file(const char *path, uint8_t **ret, size_t *ret_size) {
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+
+        return fd < 0 ? -errno : read_fd(fd, ret, ret_size);
+}
+
+/* fd >= 0: read from it; else from path (create: a missing file is an empty store). */
+static int store_open(int fd, const char *path, const struct secret *key, bool create, struct secrets_store **ret) {
         _cleanup_(secrets_store_freep) struct secrets_store *s = NULL;
         _cleanup_free_ uint8_t *data = NULL;
         size_t size = 0;
@@ -182,8 +188,8 @@ int secrets_store_open(const char *path, const struct secret *key, bool create, 
                 return -ENOMEM;
         crypto_kdf_derive_from_key(box_key(s), crypto_secretbox_KEYBYTES, STORE_KDF_BOX, STORE_KDF_CONTEXT, key->data);
         crypto_kdf_derive_from_key(mac_key(s), crypto_auth_KEYBYTES, STORE_KDF_MAC, STORE_KDF_CONTEXT, key->data);
-        r = read_file(path, &data, &size);
-        if (r == -ENOENT && create) {
+        r = fd >= 0 ? read_fd(fd, &data, &size) : read_file(path, &data, &size);
+        if (r == -ENOENT && create && fd < 0) {
                 *ret = TAKE_PTR(s);
                 return 0;
         }
@@ -194,6 +200,14 @@ int secrets_store_open(const char *path, const struct secret *key, bool create, 
                 return r;
         *ret = TAKE_PTR(s);
         return 0;
+}
+
+int secrets_store_open(const char *path, const struct secret *key, bool create, struct secrets_store **ret) {
+        return store_open(-1, path, key, create, ret);
+}
+
+int secrets_store_open_fd(int fd, const char *path, const struct secret *key, struct secrets_store **ret) {
+        return fd < 0 ? -EBADF : store_open(fd, path, key, false, ret);
 }
 
 /* ---- values ---- */

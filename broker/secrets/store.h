@@ -41,6 +41,10 @@ int secrets_harden_process(void);
  * is -ENOENT without a log message (the caller knows whether that is a first start); every other
  * failure is logged here. */
 int secrets_key_load(const char *key_file, struct secret **ret_key);
+/* The store key from an fd someone else opened (the broker's: bastiond opens the file). what names it
+ * in messages. A key file (credential false) is checked as above, on the fd; a systemd credential is
+ * taken as it is (systemd decided who may read it). Failures are logged here. */
+int secrets_key_load_fd(int fd, const char *what, bool credential, struct secret **ret_key);
 /* Creates a new random key file (0400, O_EXCL: never overwrites a key). */
 int secrets_key_create(const char *key_file);
 
@@ -49,6 +53,8 @@ struct secrets_store;
 /* Reads and authenticates the store. -ENOENT when it does not exist (unless create), -EKEYREJECTED
  * when the key is wrong or the file was altered, -EBADMSG when it is not a store. */
 int secrets_store_open(const char *path, const struct secret *key, bool create, struct secrets_store **ret);
+/* The same from an fd opened read-only by someone else; path is only its name in messages. */
+int secrets_store_open_fd(int fd, const char *path, const struct secret *key, struct secrets_store **ret);
 void secrets_store_free(struct secrets_store *s);
 static inline void secrets_store_freep(struct secrets_store **s) { secrets_store_free(*s); *s = NULL; }
 
@@ -64,6 +70,8 @@ size_t secrets_store_value_size(const struct secrets_store *s, size_t i);
 
 /* A plain systemd credential: $CREDENTIALS_DIRECTORY/NAME. -ENOENT when absent or no directory. */
 int secrets_credential_load(const char *name, struct secret **ret);
+/* A plain credential from an fd (a regular file of at most BASTION_SECRET_MAX_VALUE bytes). */
+int secrets_credential_load_fd(int fd, struct secret **ret);
 /* A systemd credential of that name if there is one, else the store entry (store may be NULL). */
 int secrets_lookup(struct secrets_store *s, const char *name, struct secret **ret);
 

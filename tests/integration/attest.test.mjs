@@ -8,9 +8,9 @@
 // Second part: a worker that skips its lockdown (it even claims to be ready by closing the socket its
 // filter came on) is never routed to, and is killed at the attestation deadline with the reason.
 import test from 'node:test';
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { Daemon, bin, inventoryServer, sleep, waitFor } from './harness.mjs';
@@ -18,8 +18,9 @@ import { SERVER_NAMES, withReference } from './reference.mjs';
 
 const NAMESPACES = ['user', 'mnt', 'net', 'pid', 'ipc', 'uts'];
 const CAP_SETS = ['CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb'];
-// The broker's host uid (docs/sandbox.md, "The broker's uid").
-const BROKER_UID = 0;
+// The broker's host uid (docs/sandbox.md, "The broker's uid"): bastion.broker_uid, by default the uid
+// right below the worker range — never root, never a worker's, never the front's (the last of the range).
+const brokerUid = (d) => d.uids.min - 1;
 const ATTEST_TIMEOUT_MS = 5000; // BASTION_ATTEST_TIMEOUT_MS
 const SERVER_UNAVAILABLE = -31001;
 
@@ -95,7 +96,8 @@ function checkAll(d, list, uids = {}) {
   const seen = new Map();
   const uidOwner = new Map();
   for (const c of list) {
-    let expected = BROKER_UID;
+    let expected = brokerUid(d);
+    if (c.kind === 'broker') assert.equal(c.uid, expected, `bastionctl workers: broker uid ${c.uid}`);
     if (c.kind === 'worker') {
       assert.ok(c.uid >= d.uids.min && c.uid <= d.uids.max, `${c.name}: uid ${c.uid} outside ${d.uids.min}-${d.uids.max}`);
       if (uids[c.name] !== undefined) assert.equal(c.uid, uids[c.name], `${c.name} changed its uid`);
@@ -118,6 +120,26 @@ test('every child is confined as /proc shows it, before and after kill -9 of a w
   const before = await allRunning(d);
   assert.deepEqual(before.map((c) => c.name), ['broker', ...SERVER_NAMES]);
   const uids = checkAll(d, before);
+  const brokerUidNow = brokerUid(d);
+  assert.ok(brokerUidNow > 0 && brokerUidNow < d.uids.min, `broker uid ${brokerUidNow}`);
+
+  // The store key stays root's alone, and the broker's uid cannot read it by path: a process with the
+  // broker's credentials (not even confined) is refused. The broker got it as an fd from bastiond.
+  const keyFile = join(d.dir, 'secrets.key');
+  const st = statSync(keyFile);
+  assert.equal(st.uid, 0);
+  assert.equal(st.mode & 0o777, 0o400);
+  const asBroker = ['--reuid', String(brokerUidNow), '--regid', String(brokerUidNow), '--clear-groups'];
+  const cat = spawnSync('setpriv', [...asBroker, 'cat', keyFile], { encoding: 'utf8' });
+  assert.notEqual(cat.status, 0, 'the broker uid read the key file');
+  assert.match(cat.stderr, /Permission denied/);
+  const store = spawnSync('setpriv', [...asBroker, 'cat', join(d.stateDir, 'secrets.store')], { encoding: 'utf8' });
+  assert.notEqual(store.status, 0, 'the broker uid read the store');
+  // Its audit directory and files are its own (bastiond gives them to it at every start).
+  const audit = statSync(d.auditDir);
+  assert.equal(audit.uid, brokerUidNow);
+  assert.equal(audit.mode & 0o777, 0o700);
+  for (const f of readdirSync(d.auditDir)) assert.equal(statSync(join(d.auditDir, f)).uid, brokerUidNow, f);
 
   const victim = before.find((c) => c.name === 'payments');
   process.kill(victim.pid, 'SIGKILL');
@@ -141,7 +163,7 @@ test('every child is confined as /proc shows it, before and after kill -9 of a w
   // is as confined as the broker (checkChild looks at every thread).
   const b = afterBroker.find((x) => x.kind === 'broker');
   await waitFor('the broker\'s audit sync thread', () => readdirSync(`/proc/${b.pid}/task`).length === 2, 5000, 50);
-  checkChild(d, b, BROKER_UID);
+  checkChild(d, b, brokerUid(d));
   await d.stop();
 });
 

@@ -58,6 +58,10 @@ static const struct bad bad_configs[] = {
         { "bastion = {\n  worker_uids = [ 62000, 61000 ];\n};\n",
           "2: bastion.worker_uids: last uid 61000 is below first uid 62000" },
         { "bastion = {\n  worker_uids = [ 61000 ];\n};\n", "2: bastion.worker_uids: expected [ FIRST, LAST ]" },
+        { "bastion = {\n  worker_uids = [ 61000, 61010 ];\n  broker_uid = 61005;\n};\n",
+          "3: bastion.broker_uid: broker_uid 61005 is inside bastion.worker_uids [ 61000, 61010 ]" },
+        { "bastion = {\n  broker_uid = 1;\n};\n", "2: bastion.broker_uid: broker uid 1 belongs to user \"daemon\"" },
+        { "bastion = {\n  broker_uid = 0;\n};\n", "2: bastion.broker_uid: 0 is out of range (1…4294967294)" },
         { "bastion = {\n  control_socket = \"/run/b.sock\";\n  socket = \"/run/b.sock\";\n};\n",
           "2: bastion.control_socket: must differ from socket (the control socket is for administrators only)" },
         { "bastion = {\n  socket = \"/run/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.sock\";\n};\n",
@@ -203,6 +207,8 @@ Test(conf, good_config_loads_with_defaults_and_resolved_ids, .init = make_dir, .
         cr_assert_eq(c.n_servers, 2);
         cr_expect_eq(c.servers[0].uid, 61100);
         cr_expect_eq(c.servers[0].gid, 61100);
+        /* Unset: the uid right below the worker range. */
+        cr_expect_eq(c.broker_uid, 61099);
         cr_expect_eq(c.servers[1].uid, 61101);
         cr_expect_eq(c.servers[0].memory_max, 256ULL << 20);
         cr_expect_eq(c.servers[0].call_timeout_ms, 1500);
