@@ -21,6 +21,7 @@
 #include "front/http.h"
 #include "front/origin.h"
 #include "front/tls.h"
+#include "front_proto.h"
 #include "linebuf.h"
 
 #define FRONT_SUPERVISOR_FD 3
@@ -88,7 +89,7 @@ struct front_origin {
 
 struct relay_msg {
         uint32_t type;
-        json_t *payload;
+        struct front_out out;
         struct relay_msg *next;
 };
 
@@ -154,6 +155,7 @@ size_t request_cors_headers(const struct conn *c, struct http_header *h);
 
 /* relay.c */
 int relay_start(struct front *f, int fd);
-/* Queues a message to the broker; takes the payload. -EMSGSIZE when it is too large for the channel. */
-int relay_send(struct front *f, uint32_t type, json_t *payload);
+/* Sends or queues a message to the broker; takes o (done with it either way). -EMSGSIZE when it is too
+ * large for the channel, -EINVAL when a string holds a NUL. */
+int relay_send(struct front *f, uint32_t type, struct front_out *o);
 void relay_cancel(struct conn *c);

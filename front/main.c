@@ -258,7 +258,7 @@ static void front_done(struct front *f) {
         while (f->queue_head) {
                 struct relay_msg *m = f->queue_head;
                 f->queue_head = m->next;
-                json_decref(m->payload);
+                front_out_done(&m->out);
                 free(m);
         }
         sd_event_source_disable_unref(f->listen_io);

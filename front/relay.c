@@ -21,7 +21,7 @@ static void relay_update_events(struct front *f) {
 static int relay_flush(struct front *f) {
         while (f->queue_head) {
                 struct relay_msg *m = f->queue_head;
-                int r = chan_send(f->broker_fd, m->type, 0, m->payload, NULL, 0);
+                int r = chan_send_raw(f->broker_fd, m->type, 0, m->out.buf, m->out.len, NULL, 0);
 
                 if (r == -EAGAIN)
                         return 0;
@@ -30,20 +30,24 @@ static int relay_flush(struct front *f) {
                 f->queue_head = m->next;
                 if (!f->queue_head)
                         f->queue_tail = NULL;
-                json_decref(m->payload);
+                front_out_done(&m->out);
                 free(m);
         }
         return 1;
 }
 
-int relay_send(struct front *f, uint32_t type, json_t *payload) {
+int relay_send(struct front *f, uint32_t type, struct front_out *o) {
         struct relay_msg *m;
-        int r;
+        int r = front_out_finish(o);
 
+        if (r < 0) {
+                front_out_done(o);
+                return r;
+        }
         if (!f->queue_head) {
-                r = chan_send(f->broker_fd, type, 0, payload, NULL, 0);
+                r = chan_send_raw(f->broker_fd, type, 0, o->buf, o->len, NULL, 0);
                 if (r != -EAGAIN) {
-                        json_decref(payload);
+                        front_out_done(o);
                         if (r < 0 && r != -EMSGSIZE) {
                                 log_error_errno(r, "Cannot send to the broker: %m");
                                 front_exit(f, 1);
@@ -53,10 +57,11 @@ int relay_send(struct front *f, uint32_t type, json_t *payload) {
         }
         m = malloc(sizeof(*m));
         if (!m) {
-                json_decref(payload);
+                front_out_done(o);
                 return -ENOMEM;
         }
-        *m = (struct relay_msg) { .type = type, .payload = payload };
+        *m = (struct relay_msg) { .type = type, .out = *o };
+        *o = (struct front_out) {};
         if (f->queue_tail)
                 f->queue_tail->next = m;
         else
@@ -67,47 +72,38 @@ int relay_send(struct front *f, uint32_t type, json_t *payload) {
 }
 
 void relay_cancel(struct conn *c) {
+        struct front_out o;
+
         if (c->f->exiting)
                 return;
-        (void) relay_send(c->f, FRONT_CANCEL, json_pack("{s:I, s:I}", "conn", (json_int_t) c->id,
-                                                        "stream", (json_int_t) c->stream));
+        front_out_init(&o, &(struct front_wire) { .conn = c->id, .stream = c->stream });
+        (void) relay_send(c->f, FRONT_CANCEL, &o);
 }
 
-/* [[name, value], ...] into h (at most max); -EBADMSG when it is not that shape. */
-static int parse_headers(json_t *a, struct http_header *h, size_t max, size_t *ret_n) {
-        size_t i;
-        json_t *v;
+/* Name/value string pairs from `first` on into h (at most max). */
+static int parse_headers(const struct front_msg *m, unsigned first, struct http_header *h, size_t max, size_t *ret_n) {
+        size_t n;
 
-        if (!json_is_array(a) || json_array_size(a) > max)
+        if (first > m->n || (m->n - first) % 2 != 0 || (n = (m->n - first) / 2) > max)
                 return -EBADMSG;
-        json_array_foreach(a, i, v) {
-                if (!json_is_array(v) || json_array_size(v) != 2 || !json_is_string(json_array_get(v, 0)) ||
-                    !json_is_string(json_array_get(v, 1)))
-                        return -EBADMSG;
-                h[i] = (struct http_header) { json_string_value(json_array_get(v, 0)),
-                                              json_string_value(json_array_get(v, 1)) };
-        }
-        *ret_n = i;
+        for (size_t i = 0; i < n; i++)
+                h[i] = (struct http_header) { m->str[first + 2 * i].s, m->str[first + 2 * i + 1].s };
+        *ret_n = n;
         return 0;
 }
 
 /* The broker's answer is written as is; a header it may not send (framing, splitting) closes the
  * connection rather than going out. */
-static int on_response(struct conn *c, json_t *p, bool sse) {
+static int on_response(struct conn *c, const struct front_msg *m, bool sse) {
         struct http_header h[HTTP_MAX_HEADERS + 3];
-        json_int_t conn, stream, status;
-        json_t *headers;
-        const char *body = NULL;
-        size_t n, body_len = 0;
-        int close = 0, r;
+        unsigned status = m->w.status;
+        bool close = m->w.flags & FRONT_FLAG_CLOSE;
+        size_t n;
+        int r;
 
         /* conn and stream were matched by target(); here only the shape is checked. */
-        if (sse ? json_unpack(p, "{s:I, s:I, s:I, s:o !}", "conn", &conn, "stream", &stream, "status", &status,
-                              "headers", &headers) < 0 :
-                  json_unpack(p, "{s:I, s:I, s:I, s:o, s:s%, s?b !}", "conn", &conn, "stream", &stream, "status",
-                              &status, "headers", &headers, "body", &body, &body_len, "close", &close) < 0)
-                return -EBADMSG;
-        if (status < 200 || status > 599 || parse_headers(headers, h, HTTP_MAX_HEADERS, &n) < 0)
+        if (status < 200 || status > 599 || m->w.method || m->w.retry || (m->w.flags & ~(sse ? 0 : FRONT_FLAG_CLOSE)) ||
+            (!sse && m->n < 1) || parse_headers(m, sse ? 0 : 1, h, HTTP_MAX_HEADERS, &n) < 0)
                 return -EBADMSG;
         if (!c)
                 return 0;
@@ -120,7 +116,8 @@ static int on_response(struct conn *c, json_t *p, bool sse) {
                 c->sse_status = (int) status;
                 conn_watch_output(c);
         } else {
-                r = http_write_response(&c->out, (int) status, h, n, body, body_len, c->keep_alive && !close);
+                r = http_write_response(&c->out, (int) status, h, n, m->str[0].s, m->str[0].len,
+                                        c->keep_alive && !close);
                 if (r < 0)
                         return conn_write_failed(c, r), 0;
                 conn_request_done(c, c->keep_alive && !close, (int) status);
@@ -129,21 +126,20 @@ static int on_response(struct conn *c, json_t *p, bool sse) {
         return 0;
 }
 
-static int on_sse_event(struct front *f, struct conn *c, json_t *p) {
-        const char *data, *id = NULL, *event = NULL;
-        json_int_t conn, stream, retry = -1;
-        size_t data_len;
+static int on_sse_event(struct front *f, struct conn *c, const struct front_msg *m) {
+        bool has_id = m->w.flags & FRONT_FLAG_ID, has_event = m->w.flags & FRONT_FLAG_EVENT;
+        const char *id = has_id ? m->str[1].s : NULL, *event = has_event ? m->str[1 + has_id].s : NULL;
         int r;
 
-        if (json_unpack(p, "{s:I, s:I, s:s%, s?s, s?s, s?I !}", "conn", &conn, "stream", &stream, "data", &data, &data_len,
-                        "id", &id, "event", &event, "retry", &retry) < 0 || retry < -1 || retry > UINT32_MAX)
+        if (m->n != 1u + has_id + has_event || (m->w.flags & ~(FRONT_FLAG_ID | FRONT_FLAG_EVENT)) || m->w.method ||
+            m->w.status || m->w.retry < -1 || m->w.retry > UINT32_MAX)
                 return -EBADMSG;
         if (!c)
                 return 0;
         f->scratch.start = f->scratch.len = 0;
-        r = retry >= 0 ? sse_format_retry(&f->scratch, (unsigned) retry) : 0;
+        r = m->w.retry >= 0 ? sse_format_retry(&f->scratch, (unsigned) m->w.retry) : 0;
         if (r >= 0)
-                r = sse_format_event(&f->scratch, event, id, data, data_len);
+                r = sse_format_event(&f->scratch, event, id, m->str[0].s, m->str[0].len);
         if (r >= 0)
                 r = http_write_chunk(&c->out, f->scratch.buf + f->scratch.start, f->scratch.len);
         if (r < 0)
@@ -153,11 +149,10 @@ static int on_sse_event(struct front *f, struct conn *c, json_t *p) {
         return 0;
 }
 
-static int on_sse_end(struct conn *c, json_t *p) {
-        json_int_t conn, stream;
+static int on_sse_end(struct conn *c, const struct front_msg *m) {
         int r;
 
-        if (json_unpack(p, "{s:I, s:I !}", "conn", &conn, "stream", &stream) < 0)
+        if (m->n != 0 || m->w.flags || m->w.method || m->w.status || m->w.retry)
                 return -EBADMSG;
         if (!c)
                 return 0;
@@ -171,35 +166,28 @@ static int on_sse_end(struct conn *c, json_t *p) {
 
 /* The connection a message is for, when it still waits for exactly this: the request in flight, in
  * the state this message type belongs to. NULL otherwise (gone, cancelled): the message is dropped. */
-static struct conn *target(struct front *f, json_t *p, uint32_t type) {
-        json_t *jc = json_object_get(p, "conn"), *js = json_object_get(p, "stream");
-        struct conn *c;
+static struct conn *target(struct front *f, const struct front_msg *m) {
+        struct conn *c = conn_find(f, m->w.conn);
 
-        if (!json_is_integer(jc) || !json_is_integer(js))
+        if (!c || c->stream != m->w.stream)
                 return NULL;
-        c = conn_find(f, (uint64_t) json_integer_value(jc));
-        if (!c || c->stream != (uint64_t) json_integer_value(js))
-                return NULL;
-        if (type == FRONT_RESPONSE || type == FRONT_SSE_START)
+        if (m->type == FRONT_RESPONSE || m->type == FRONT_SSE_START)
                 return c->state == CONN_BROKER ? c : NULL;
         return c->state == CONN_SSE ? c : NULL;
 }
 
-static int relay_dispatch(struct front *f, struct chan_msg *m) {
-        struct conn *c;
+static int relay_dispatch(struct front *f, const struct front_msg *m) {
+        struct conn *c = target(f, m);
 
-        if (m->n_fds > 0)
-                return -EBADMSG;
-        c = target(f, m->payload, m->type);
         switch (m->type) {
         case FRONT_RESPONSE:
-                return on_response(c, m->payload, false);
+                return on_response(c, m, false);
         case FRONT_SSE_START:
-                return on_response(c, m->payload, true);
+                return on_response(c, m, true);
         case FRONT_SSE_EVENT:
-                return on_sse_event(f, c, m->payload);
+                return on_sse_event(f, c, m);
         case FRONT_SSE_END:
-                return on_sse_end(c, m->payload);
+                return on_sse_end(c, m);
         }
         return -EBADMSG;
 }
@@ -218,9 +206,9 @@ static int on_broker(sd_event_source *s, int fd, uint32_t revents, void *userdat
         }
         /* A bounded batch per wake-up keeps the loop fair to the clients. */
         for (unsigned i = 0; i < 64 && (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)); i++) {
-                struct chan_msg m;
+                struct front_msg m;
 
-                r = chan_recv(fd, &m);
+                r = front_recv(fd, &m);
                 if (r == -EAGAIN)
                         break;
                 if (r == 0 || r == -ECONNRESET) {
@@ -234,7 +222,7 @@ static int on_broker(sd_event_source *s, int fd, uint32_t revents, void *userdat
                 r = relay_dispatch(f, &m);
                 if (r < 0)
                         log_error("Malformed message of type %u from the broker; exiting", m.type);
-                chan_msg_done(&m);
+                front_msg_done(&m);
                 if (r < 0)
                         return front_exit(f, 1), 0;
         }

@@ -144,22 +144,44 @@ bool request_check_head(struct conn *c, const struct http_request *req) {
         return true;
 }
 
-/* Mcp-Param-* headers, each at most once (two copies would let two readers disagree). */
-static int add_param_headers(json_t *headers, const struct http_request *req) {
-        for (size_t i = 0; i < req->n_headers; i++) {
-                const struct http_header *h = &req->headers[i];
+/* Whether s is well-formed UTF-8 (RFC 3629: no overlongs, no surrogates, nothing above U+10FFFF). */
+static bool utf8_valid(const char *s, size_t len) {
+        const unsigned char *p = (const unsigned char *) s, *end = p + len;
 
-                if (strncmp(h->name, "mcp-param-", 10) != 0)
+        while (p < end) {
+                unsigned c = *p, n;
+                uint32_t cp;
+
+                if (c < 0x80) {
+                        p++;
                         continue;
-                if (json_object_get(headers, h->name))
-                        return -EBADMSG;
-                if (json_object_set_new(headers, h->name, json_string(h->value)) < 0)
-                        return -ENOMEM;
+                }
+                if (c >= 0xc2 && c <= 0xdf)
+                        n = 1, cp = c & 0x1f;
+                else if (c >= 0xe0 && c <= 0xef)
+                        n = 2, cp = c & 0x0f;
+                else if (c >= 0xf0 && c <= 0xf4)
+                        n = 3, cp = c & 0x07;
+                else
+                        return false;
+                if ((size_t) (end - p) <= n)
+                        return false;
+                for (unsigned i = 1; i <= n; i++) {
+                        if ((p[i] & 0xc0) != 0x80)
+                                return false;
+                        cp = (cp << 6) | (p[i] & 0x3f);
+                }
+                if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
+                    (cp >= 0xd800 && cp <= 0xdfff))
+                        return false;
+                p += n + 1;
         }
-        return 0;
+        return true;
 }
 
-static json_t *request_headers(const struct http_request *req) {
+/* The headers the broker may read, as name/value pairs; Mcp-Param-* each at most once (two copies
+ * would let two readers disagree): -EBADMSG. */
+static int request_headers(struct front_out *o, const struct http_request *req) {
         const struct {
                 const char *name, *value;
         } fields[] = {
@@ -168,52 +190,60 @@ static json_t *request_headers(const struct http_request *req) {
                 { "mcp-protocol-version", req->mcp_protocol_version }, { "mcp-method", req->mcp_method },
                 { "mcp-name", req->mcp_name }, { "last-event-id", req->last_event_id },
         };
-        json_t *h = json_object();
 
-        for (size_t i = 0; h && i < ELEMENTSOF(fields); i++)
-                if (fields[i].value && json_object_set_new(h, fields[i].name, json_string(fields[i].value)) < 0) {
-                        json_decref(h);
-                        return NULL;
+        for (size_t i = 0; i < ELEMENTSOF(fields); i++)
+                if (fields[i].value) {
+                        front_out_cstr(o, fields[i].name);
+                        front_out_cstr(o, fields[i].value);
                 }
-        return h;
+        for (size_t i = 0; i < req->n_headers; i++) {
+                const struct http_header *h = &req->headers[i];
+
+                if (strncmp(h->name, "mcp-param-", 10) != 0)
+                        continue;
+                for (size_t j = 0; j < i; j++)
+                        if (streq(req->headers[j].name, h->name))
+                                return -EBADMSG;
+                front_out_cstr(o, h->name);
+                front_out_cstr(o, h->value);
+        }
+        return 0;
 }
 
 void request_forward(struct conn *c, const struct http_request *req) {
+        static const uint8_t methods[] = {
+                [HTTP_GET] = FRONT_METHOD_GET, [HTTP_POST] = FRONT_METHOD_POST,
+                [HTTP_DELETE] = FRONT_METHOD_DELETE, [HTTP_OPTIONS] = FRONT_METHOD_OPTIONS,
+        };
         struct front *f = c->f;
-        const char *server;
+        const char *server, *body = req->method == HTTP_POST && req->body ? req->body : "";
+        size_t body_len = req->method == HTTP_POST && req->body ? req->body_len : 0;
         enum route route = route_of(f, req->path, &server);
-        json_t *headers, *payload, *body = NULL;
+        struct front_out o;
         int r;
 
         if (route == ROUTE_NONE)
                 return conn_write_error(c, 404, "no such endpoint", false);
         if (req->method == HTTP_OPTIONS)
                 return answer_options(c, route);
-        headers = request_headers(req);
-        if (!headers)
-                return conn_write_error(c, 500, "out of memory", false);
-        r = add_param_headers(headers, req);
+        /* The broker parses it as JSON text; a NUL cannot be part of that either. */
+        if (!utf8_valid(body, body_len) || memchr(body, '\0', body_len))
+                return conn_write_error(c, 400, "the body is not UTF-8 text", false);
+        front_out_init(&o, &(struct front_wire) { .conn = c->id, .stream = c->stream + 1,
+                                                  .method = methods[req->method],
+                                                  .flags = c->use_tls ? FRONT_FLAG_TLS : 0 });
+        front_out_cstr(&o, server);
+        front_out_cstr(&o, req->path);
+        front_out_cstr(&o, c->addr);
+        front_out_str(&o, body, body_len);
+        r = request_headers(&o, req);
         if (r < 0) {
-                json_decref(headers);
-                return conn_write_error(c, r == -EBADMSG ? 400 : 500,
-                                        r == -EBADMSG ? "an Mcp-Param header appears twice" : "out of memory", false);
-        }
-        if (req->method == HTTP_POST) {
-                body = json_stringn(req->body ?: "", req->body_len);
-                if (!body) {
-                        json_decref(headers);
-                        return conn_write_error(c, 400, "the body is not UTF-8 text", false);
-                }
+                front_out_done(&o);
+                return conn_write_error(c, 400, "an Mcp-Param header appears twice", false);
         }
         c->stream++;
-        payload = json_pack("{s:I, s:I, s:s, s:s, s:s, s:b, s:s, s:o, s:o*}", "conn", (json_int_t) c->id,
-                            "stream", (json_int_t) c->stream, "method", http_method_to_string(req->method),
-                            "server", server, "path", req->path, "tls", c->use_tls, "peer", c->addr,
-                            "headers", headers, "body", body);
-        if (!payload)
-                return conn_write_error(c, 500, "out of memory", false);
         c->state = CONN_BROKER;
-        r = relay_send(f, FRONT_REQUEST, payload);
+        r = relay_send(f, FRONT_REQUEST, &o);
         if (r < 0) {
                 c->state = CONN_READ;
                 return conn_write_error(c, r == -EMSGSIZE ? 413 : 503, r == -EMSGSIZE ? "request too large" :

@@ -21,8 +21,7 @@ int chan_socketpair(int ret[2]) {
         return 0;
 }
 
-int chan_send(int fd, uint32_t type, uint32_t id, json_t *payload, const int *fds, unsigned n_fds) {
-        _cleanup_free_ char *text = NULL;
+int chan_send_raw(int fd, uint32_t type, uint32_t id, const void *data, size_t len, const int *fds, unsigned n_fds) {
         struct chan_hdr hdr;
         struct iovec iov[2];
         union {
@@ -30,19 +29,14 @@ int chan_send(int fd, uint32_t type, uint32_t id, json_t *payload, const int *fd
                 char buf[CMSG_SPACE(sizeof(int) * BASTION_MAX_CHAN_FDS)];
         } control = {};
         struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 2 };
-        size_t len;
 
         if (n_fds > BASTION_MAX_CHAN_FDS)
                 return -EINVAL;
-        text = json_dumps(payload ? payload : json_object(), JSON_COMPACT);
-        if (!text)
-                return -ENOMEM;
-        len = strlen(text);
         if (len > BASTION_MAX_CHAN_PAYLOAD)
                 return -EMSGSIZE;
         hdr = (struct chan_hdr) { .type = type, .len = len, .id = id, .n_fds = n_fds };
         iov[0] = (struct iovec) { &hdr, sizeof(hdr) };
-        iov[1] = (struct iovec) { text, len };
+        iov[1] = (struct iovec) { (void *) data, len };
         if (n_fds > 0) {
                 struct cmsghdr *c;
                 mh.msg_control = control.buf;
@@ -55,13 +49,25 @@ int chan_send(int fd, uint32_t type, uint32_t id, json_t *payload, const int *fd
         }
         for (;;) {
                 ssize_t n = sendmsg(fd, &mh, MSG_NOSIGNAL);
-                int r = n >= 0 ? ((size_t) n == sizeof(hdr) + len ? 0 : -EMSGSIZE) : -errno;
-
-                if (r == -EINTR)
-                        continue;
-                explicit_bzero(text, len);      /* as in chan_recv: no message text left in freed memory */
-                return r;
+                if (n >= 0)
+                        return (size_t) n == sizeof(hdr) + len ? 0 : -EMSGSIZE;
+                if (errno != EINTR)
+                        return -errno;
         }
+}
+
+int chan_send(int fd, uint32_t type, uint32_t id, json_t *payload, const int *fds, unsigned n_fds) {
+        _cleanup_free_ char *text = NULL;
+        size_t len;
+        int r;
+
+        text = json_dumps(payload ? payload : json_object(), JSON_COMPACT);
+        if (!text)
+                return -ENOMEM;
+        len = strlen(text);
+        r = chan_send_raw(fd, type, id, text, len, fds, n_fds);
+        explicit_bzero(text, len);      /* as in chan_recv: no message text left in freed memory */
+        return r;
 }
 
 static void close_fds(int *fds, unsigned n) {
@@ -75,7 +81,9 @@ static void close_fds(int *fds, unsigned n) {
  * ever resident. */
 static char *recv_buf;
 
-int chan_recv(int fd, struct chan_msg *ret) {
+/* Receives one message into the process's buffer: 1 with *ret_hdr, the payload at *ret_data (valid
+ * until the next receive) and the fds in fds[]; 0 at EOF; -EAGAIN; -EBADMSG with no fd left open. */
+static int recv_one(int fd, struct chan_hdr *ret_hdr, char **ret_data, int fds[BASTION_MAX_CHAN_FDS]) {
         char *buf;
         struct chan_hdr hdr;
         union {
@@ -87,12 +95,9 @@ int chan_recv(int fd, struct chan_msg *ret) {
                 .msg_iov = &iov, .msg_iovlen = 1,
                 .msg_control = control.buf, .msg_controllen = sizeof(control.buf),
         };
-        int fds[BASTION_MAX_CHAN_FDS];
         unsigned n_fds = 0;
-        json_error_t jerr;
         ssize_t n;
 
-        *ret = (struct chan_msg) {};
         /* One extra byte so that an oversized datagram shows up as MSG_TRUNC, never silently cut. */
         if (!recv_buf)
                 recv_buf = malloc(sizeof(hdr) + BASTION_MAX_CHAN_PAYLOAD + 1);
@@ -130,23 +135,78 @@ int chan_recv(int fd, struct chan_msg *ret) {
         if (hdr.len != (size_t) n - sizeof(hdr) || hdr.n_fds != n_fds || hdr.type == 0 ||
             hdr.type >= CHAN_TYPE_LIMIT)
                 goto bad;
-        ret->payload = json_loadb(buf + sizeof(hdr), hdr.len, JSON_REJECT_DUPLICATES, &jerr);
+        *ret_hdr = hdr;
+        *ret_data = buf + sizeof(hdr);
+        return 1;
+bad:
+        explicit_bzero(buf, n > 0 ? (size_t) n : 0);
+        close_fds(fds, n_fds);
+        return -EBADMSG;
+}
+
+int chan_recv(int fd, struct chan_msg *ret) {
+        int fds[BASTION_MAX_CHAN_FDS];
+        struct chan_hdr hdr;
+        json_error_t jerr;
+        char *data;
+        int r;
+
+        *ret = (struct chan_msg) {};
+        r = recv_one(fd, &hdr, &data, fds);
+        if (r <= 0)
+                return r;
+        ret->payload = json_loadb(data, hdr.len, JSON_REJECT_DUPLICATES, &jerr);
         /* The buffer lives on between messages: leave no text behind in it (a TLS key, a JWKS, an
          * approval's arguments). A later, shorter message would overwrite only its beginning. */
-        explicit_bzero(buf, (size_t) n);
+        explicit_bzero(recv_buf, sizeof(hdr) + hdr.len);
         if (!json_is_object(ret->payload)) {
                 json_decref(ret->payload);
                 ret->payload = NULL;
-                goto bad;
+                close_fds(fds, hdr.n_fds);
+                return -EBADMSG;
         }
         ret->type = hdr.type;
         ret->id = hdr.id;
-        memcpy(ret->fds, fds, sizeof(int) * n_fds);
-        ret->n_fds = n_fds;
+        memcpy(ret->fds, fds, sizeof(int) * hdr.n_fds);
+        ret->n_fds = hdr.n_fds;
         return 1;
-bad:
-        close_fds(fds, n_fds);
-        return -EBADMSG;
+}
+
+int chan_recv_raw(int fd, struct chan_raw *ret) {
+        int fds[BASTION_MAX_CHAN_FDS];
+        struct chan_hdr hdr;
+        char *data;
+        int r;
+
+        *ret = (struct chan_raw) {};
+        r = recv_one(fd, &hdr, &data, fds);
+        if (r <= 0)
+                return r;
+        if (hdr.n_fds > 0) {
+                close_fds(fds, hdr.n_fds);
+                explicit_bzero(recv_buf, sizeof(hdr) + hdr.len);
+                return -EBADMSG;
+        }
+        /* A copy of its own (NUL-terminated), so the caller may receive again while it holds this one. */
+        ret->data = malloc(hdr.len + 1);
+        if (ret->data) {
+                memcpy(ret->data, data, hdr.len);
+                ret->data[hdr.len] = '\0';
+        }
+        explicit_bzero(recv_buf, sizeof(hdr) + hdr.len);
+        if (!ret->data)
+                return -ENOMEM;
+        ret->type = hdr.type;
+        ret->id = hdr.id;
+        ret->len = hdr.len;
+        return 1;
+}
+
+void chan_raw_done(struct chan_raw *m) {
+        if (m->data)
+                explicit_bzero(m->data, m->len);
+        free(m->data);
+        *m = (struct chan_raw) {};
 }
 
 int chan_msg_take_fd(struct chan_msg *m, unsigned i) {

@@ -64,6 +64,18 @@ struct chan_msg {
  * back to SO_SNDBUF, which the kernel caps at wmem_max. */
 int chan_socketpair(int ret[2]);
 
+/* A message whose payload is not JSON (lib/front_proto.h): bytes, no fds. */
+struct chan_raw {
+        uint32_t type;
+        uint32_t id;
+        char *data;             /* owned, NUL-terminated copy of the payload */
+        size_t len;
+};
+int chan_send_raw(int fd, uint32_t type, uint32_t id, const void *data, size_t len, const int *fds, unsigned n_fds);
+/* 1, 0 at EOF, -EAGAIN, -EBADMSG (also for a message that carries fds), -ENOMEM. */
+int chan_recv_raw(int fd, struct chan_raw *ret);
+void chan_raw_done(struct chan_raw *m);
+
 /* Sends one message; fds are duplicated by the kernel, the caller keeps its copies. */
 int chan_send(int fd, uint32_t type, uint32_t id, json_t *payload, const int *fds, unsigned n_fds);
 /* Receives one message. Returns 1 with *ret filled, 0 on EOF, -EAGAIN, or a negative errno for any

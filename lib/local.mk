@@ -4,7 +4,7 @@ lib_libbastion_a_SOURCES = \
 	lib/log.c lib/log.h \
 	lib/linebuf.c lib/linebuf.h \
 	lib/jsonrpc.c lib/jsonrpc.h \
-	lib/chan.c lib/chan.h lib/front_proto.h \
+	lib/chan.c lib/chan.h lib/front_proto.h lib/front_wire.c \
 	lib/conf.h lib/conf_json.c \
 	lib/schema.c lib/schema.h \
 	lib/bounds.h

@@ -72,34 +72,57 @@ static void front_fail(struct http_state *h) {
                 front_close(h);
 }
 
-static void front_send(struct http_state *h, uint32_t type, json_t *payload) {
-        int r;
+/* Sends a built message; a channel that stays full or fails is dropped (front_fail). */
+static void front_send(struct http_state *h, uint32_t type, struct front_out *o) {
+        int r = front_out_finish(o);
 
-        if (!payload)
-                return (void) log_oom();
-        if (h->fd < 0 || h->drop) {
-                json_decref(payload);
-                return;
+        if (r < 0) {
+                log_error_errno(r, "Cannot build message %u for the front: %m", type);
+                return front_out_done(o);
         }
-        r = chan_send(h->fd, type, 0, payload, NULL, 0);
+        if (h->fd < 0 || h->drop)
+                return front_out_done(o);
+        r = chan_send_raw(h->fd, type, 0, o->buf, o->len, NULL, 0);
         if (r == -EAGAIN) {
                 /* The front reads promptly; a short wait covers a burst, a longer one is a stuck front. */
                 struct pollfd p = { .fd = h->fd, .events = POLLOUT };
                 if (poll(&p, 1, HTTP_FRONT_SEND_WAIT_MS) == 1)
-                        r = chan_send(h->fd, type, 0, payload, NULL, 0);
+                        r = chan_send_raw(h->fd, type, 0, o->buf, o->len, NULL, 0);
         }
-        json_decref(payload);
+        front_out_done(o);
         if (r < 0) {
                 log_error_errno(r, "Cannot send message %u to the front: %m", type);
                 front_fail(h);
         }
 }
 
+/* [[name, value], ...] (taken; may be NULL) as string pairs. */
+static void out_headers(struct front_out *o, json_t *headers) {
+        size_t i;
+        json_t *v;
+
+        json_array_foreach(headers, i, v) {
+                const char *name = json_string_value(json_array_get(v, 0));
+                const char *value = json_string_value(json_array_get(v, 1));
+
+                if (!name || !value) {
+                        o->error = -EINVAL;
+                        break;
+                }
+                front_out_cstr(o, name);
+                front_out_cstr(o, value);
+        }
+        json_decref(headers);
+}
+
 void http_respond(struct http_state *h, uint64_t conn, uint64_t stream, int status, json_t *headers,
                   const char *body, size_t len) {
-        front_send(h, FRONT_RESPONSE, json_pack("{s:I, s:I, s:i, s:o, s:s%}", "conn", (json_int_t) conn,
-                                                "stream", (json_int_t) stream, "status", status,
-                                                "headers", headers ? headers : json_array(), "body", body, len));
+        struct front_out o;
+
+        front_out_init(&o, &(struct front_wire) { .conn = conn, .stream = stream, .status = (uint16_t) status });
+        front_out_str(&o, body ?: "", body ? len : 0);
+        out_headers(&o, headers);
+        front_send(h, FRONT_RESPONSE, &o);
 }
 
 void http_respond_json(struct http_state *h, uint64_t conn, uint64_t stream, int status, json_t *headers,
@@ -120,28 +143,40 @@ void http_respond_json(struct http_state *h, uint64_t conn, uint64_t stream, int
 }
 
 void http_sse_start(struct http_state *h, uint64_t conn, uint64_t stream, json_t *headers) {
-        front_send(h, FRONT_SSE_START, json_pack("{s:I, s:I, s:i, s:o}", "conn", (json_int_t) conn,
-                                                 "stream", (json_int_t) stream, "status", 200,
-                                                 "headers", headers ? headers : json_array()));
+        struct front_out o;
+
+        front_out_init(&o, &(struct front_wire) { .conn = conn, .stream = stream, .status = 200 });
+        out_headers(&o, headers);
+        front_send(h, FRONT_SSE_START, &o);
 }
 
 void http_sse_event(struct http_state *h, uint64_t conn, uint64_t stream, const json_t *msg) {
         _cleanup_free_ char *text = NULL;
+        struct front_out o;
         size_t n = 0;
 
         text = jsonrpc_dump(msg, &n);
         if (!text)
                 return (void) log_oom();
-        front_send(h, FRONT_SSE_EVENT, json_pack("{s:I, s:I, s:s%, s:s}", "conn", (json_int_t) conn,
-                                                 "stream", (json_int_t) stream, "data", text, n, "event", "message"));
+        front_out_init(&o, &(struct front_wire) { .conn = conn, .stream = stream, .retry = -1,
+                                                  .flags = FRONT_FLAG_EVENT });
+        front_out_str(&o, text, n);
+        front_out_cstr(&o, "message");
+        front_send(h, FRONT_SSE_EVENT, &o);
 }
 
 void http_sse_end(struct http_state *h, uint64_t conn, uint64_t stream) {
-        front_send(h, FRONT_SSE_END, json_pack("{s:I, s:I}", "conn", (json_int_t) conn, "stream", (json_int_t) stream));
+        struct front_out o;
+
+        front_out_init(&o, &(struct front_wire) { .conn = conn, .stream = stream });
+        front_send(h, FRONT_SSE_END, &o);
 }
 
 const char *http_header(const struct http_request *r, const char *name) {
-        return json_string_value(json_object_get(r->headers, name));
+        for (size_t i = 0; i < r->n_headers; i++)
+                if (streq(r->headers[2 * i].s, name))
+                        return r->headers[2 * i + 1].s;
+        return NULL;
 }
 
 static void respond_error(struct http_state *h, const struct http_request *r, int status, const char *message,
@@ -188,47 +223,55 @@ static bool exchange_exists(const struct http_state *h, uint64_t conn, uint64_t 
 }
 
 /* The shape the front promised; anything else is a violation. */
-static int parse_request(json_t *j, struct http_request *ret) {
-        json_int_t conn, stream;
-        int tls = 0;
-        const char *k;
-        json_t *v;
+static int parse_request(const struct front_msg *m, struct http_request *ret) {
+        static const char *const methods[] = {
+                [FRONT_METHOD_GET] = "GET", [FRONT_METHOD_POST] = "POST",
+                [FRONT_METHOD_DELETE] = "DELETE", [FRONT_METHOD_OPTIONS] = "OPTIONS",
+        };
 
-        *ret = (struct http_request) { .body = "" };
-        if (json_unpack(j, "{s:I, s:I, s:s, s:s, s:s, s:b, s:s, s:o, s?s% !}", "conn", &conn, "stream", &stream,
-                        "method", &ret->method, "server", &ret->server, "path", &ret->path, "tls", &tls,
-                        "peer", &ret->peer, "headers", &ret->headers, "body", &ret->body, &ret->body_len) < 0)
+        if (m->n < 4 || (m->n - 4) % 2 != 0 || m->w.method < FRONT_METHOD_GET || m->w.method > FRONT_METHOD_OPTIONS ||
+            (m->w.flags & ~FRONT_FLAG_TLS) || m->w.conn > INT64_MAX || m->w.stream > INT64_MAX)
                 return -EBADMSG;
-        if (conn < 0 || stream < 0 || !json_is_object(ret->headers) || strlen(ret->server) > BASTION_MAX_NAME ||
-            ret->path[0] != '/' || (!streq(ret->method, "GET") && !streq(ret->method, "POST") &&
-                                    !streq(ret->method, "DELETE") && !streq(ret->method, "OPTIONS")))
+        *ret = (struct http_request) {
+                .conn = m->w.conn, .stream = m->w.stream, .method = methods[m->w.method],
+                .server = m->str[0].s, .path = m->str[1].s, .peer = m->str[2].s,
+                .body = m->str[3].s, .body_len = m->str[3].len,
+                .tls = m->w.flags & FRONT_FLAG_TLS,
+                .headers = m->str + 4, .n_headers = (m->n - 4) / 2,
+        };
+        if (m->str[0].len > BASTION_MAX_NAME || ret->path[0] != '/')
                 return -EBADMSG;
         /* The peer goes into logs and audit records: a short printable address, nothing else. */
-        if (strlen(ret->peer) > HTTP_MAX_PEER)
+        if (m->str[2].len > HTTP_MAX_PEER)
                 return -EBADMSG;
         for (const char *c = ret->peer; *c; c++)
                 if (*c <= ' ' || *c > '~')
                         return -EBADMSG;
-        json_object_foreach(ret->headers, k, v)
-                if (!json_is_string(v))
+        /* Names lowercase and each once (two copies would let two readers disagree), values printable. */
+        for (size_t i = 0; i < ret->n_headers; i++) {
+                const struct front_str *name = &ret->headers[2 * i], *value = &ret->headers[2 * i + 1];
+
+                if (name->len == 0)
                         return -EBADMSG;
-        if (!ret->body)
-                ret->body = "";
-        ret->conn = conn;
-        ret->stream = stream;
-        ret->tls = tls;
+                for (const char *c = name->s; *c; c++)
+                        if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '-'))
+                                return -EBADMSG;
+                for (const char *c = value->s; *c; c++)
+                        if ((*c < ' ' || *c > '~') && *c != '\t')
+                                return -EBADMSG;
+                for (size_t j = 0; j < i; j++)
+                        if (streq(ret->headers[2 * j].s, name->s))
+                                return -EBADMSG;
+        }
         return 0;
 }
 
-static int dispatch(struct http_state *h, struct chan_msg *m) {
+static int dispatch(struct http_state *h, const struct front_msg *m) {
         struct http_request r;
-        json_int_t conn, stream;
 
-        if (m->n_fds > 0)
-                return -EBADMSG;
         switch (m->type) {
         case FRONT_REQUEST:
-                if (parse_request(m->payload, &r) < 0 || exchange_exists(h, r.conn, r.stream))
+                if (parse_request(m, &r) < 0 || exchange_exists(h, r.conn, r.stream))
                         return -EBADMSG;
                 if (h->n_exchanges >= HTTP_MAX_EXCHANGES) {
                         respond_error(h, &r, 503, "too many requests in flight", NULL);
@@ -237,9 +280,9 @@ static int dispatch(struct http_state *h, struct chan_msg *m) {
                 handle_request(h, &r);
                 return 0;
         case FRONT_CANCEL:
-                if (json_unpack(m->payload, "{s:I, s:I !}", "conn", &conn, "stream", &stream) < 0)
+                if (m->n != 0 || m->w.flags || m->w.method || m->w.conn > INT64_MAX || m->w.stream > INT64_MAX)
                         return -EBADMSG;
-                http_cancel(h, conn, stream);
+                http_cancel(h, m->w.conn, m->w.stream);
                 return 0;
         }
         return -EBADMSG;
@@ -250,8 +293,8 @@ static int on_front(sd_event_source *s, int fd, uint32_t revents, void *userdata
 
         /* A bounded batch per wake-up, so one busy front cannot starve the workers. */
         for (int i = 0; i < 64 && h->fd >= 0 && !h->drop; i++) {
-                struct chan_msg m;
-                int r = chan_recv(fd, &m);
+                struct front_msg m;
+                int r = front_recv(fd, &m);
 
                 if (r == -EAGAIN)
                         return 0;
@@ -266,7 +309,7 @@ static int on_front(sd_event_source *s, int fd, uint32_t revents, void *userdata
                         return 0;
                 }
                 r = dispatch(h, &m);
-                chan_msg_done(&m);
+                front_msg_done(&m);
                 if (r < 0) {
                         log_error("The front sent a message that breaks the protocol (type %u); closing its channel",
                                   m.type);

@@ -47,7 +47,8 @@ struct http_request {
         const char *path;
         const char *peer;
         bool tls;
-        json_t *headers;                /* lowercase name -> string */
+        const struct front_str *headers; /* name, value, name, value…: lowercase names, each once */
+        size_t n_headers;               /* pairs */
         const char *body;               /* NUL-terminated; "" when absent */
         size_t body_len;
 };

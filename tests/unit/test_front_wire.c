@@ -1,0 +1,166 @@
+/* The broker <-> front framing (lib/front_wire.c) over a real SEQPACKET pair: what one end builds the
+ * other reads back exactly, and every malformed message — as a compromised front could send it — is
+ * refused whole with -EBADMSG before any string is used. */
+#include "config.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "chan.h"
+#include "front_proto.h"
+
+static int sv[2];
+
+static void setup(void) {
+        cr_assert_eq(chan_socketpair(sv), 0);
+        cr_assert_eq(fcntl(sv[1], F_SETFL, O_NONBLOCK), 0);
+}
+
+static void teardown(void) {
+        close(sv[0]);
+        close(sv[1]);
+}
+
+TestSuite(front_wire, .init = setup, .fini = teardown);
+
+/* The fixed part followed by raw bytes, sent as they are. */
+static void send_bytes(uint32_t type, const struct front_wire *w, const void *tail, size_t len) {
+        char buf[4096];
+
+        memcpy(buf, w, sizeof(*w));
+        memcpy(buf + sizeof(*w), tail, len);
+        cr_assert_eq(chan_send_raw(sv[0], type, 0, buf, sizeof(*w) + len, NULL, 0), 0);
+}
+
+static int recv_one(struct front_msg *m) {
+        return front_recv(sv[1], m);
+}
+
+Test(front_wire, a_request_reads_back_exactly) {
+        static struct front_msg m;
+        struct front_out o;
+
+        cr_assert_eq(front_out_init(&o, &(struct front_wire) { .conn = 7, .stream = 3, .method = FRONT_METHOD_POST,
+                                                               .flags = FRONT_FLAG_TLS }), 0);
+        front_out_cstr(&o, "inventory");
+        front_out_cstr(&o, "/mcp/inventory");
+        front_out_cstr(&o, "127.0.0.1");
+        front_out_str(&o, "{\"jsonrpc\":\"2.0\"}", 17);
+        front_out_cstr(&o, "authorization");
+        front_out_cstr(&o, "Bearer x.y.z");
+        front_out_cstr(&o, "accept");
+        front_out_cstr(&o, "");
+        cr_assert_eq(front_out_finish(&o), 0);
+        cr_assert_eq(chan_send_raw(sv[0], FRONT_REQUEST, 0, o.buf, o.len, NULL, 0), 0);
+        front_out_done(&o);
+
+        cr_assert_eq(recv_one(&m), 1);
+        cr_assert_eq(m.type, FRONT_REQUEST);
+        cr_assert_eq(m.w.conn, 7);
+        cr_assert_eq(m.w.stream, 3);
+        cr_assert_eq(m.w.method, FRONT_METHOD_POST);
+        cr_assert_eq(m.w.flags, FRONT_FLAG_TLS);
+        cr_assert_eq(m.n, 8);
+        cr_assert_str_eq(m.str[0].s, "inventory");
+        cr_assert_str_eq(m.str[1].s, "/mcp/inventory");
+        cr_assert_str_eq(m.str[2].s, "127.0.0.1");
+        cr_assert_eq(m.str[3].len, 17);
+        cr_assert_str_eq(m.str[3].s, "{\"jsonrpc\":\"2.0\"}");
+        cr_assert_str_eq(m.str[5].s, "Bearer x.y.z");
+        cr_assert_eq(m.str[7].len, 0);
+        cr_assert_str_eq(m.str[7].s, "");
+        front_msg_done(&m);
+        cr_assert_eq(recv_one(&m), -EAGAIN);
+}
+
+Test(front_wire, the_builder_refuses_a_nul_and_too_many_strings) {
+        struct front_out o;
+
+        front_out_init(&o, &(struct front_wire) { .conn = 1 });
+        front_out_str(&o, "a\0b", 3);
+        cr_assert_eq(front_out_finish(&o), -EINVAL);
+        front_out_done(&o);
+
+        front_out_init(&o, &(struct front_wire) { .conn = 1 });
+        for (int i = 0; i <= FRONT_MAX_STRINGS; i++)
+                front_out_cstr(&o, "x");
+        cr_assert_eq(front_out_finish(&o), -EMSGSIZE);
+        front_out_done(&o);
+}
+
+Test(front_wire, a_message_shorter_than_its_fixed_part_is_refused) {
+        static struct front_msg m;
+
+        cr_assert_eq(chan_send_raw(sv[0], FRONT_CANCEL, 0, "short", 5, NULL, 0), 0);
+        cr_assert_eq(recv_one(&m), -EBADMSG);
+}
+
+Test(front_wire, a_string_longer_than_what_arrived_is_refused) {
+        static struct front_msg m;
+        struct { uint32_t len; char s[4]; } tail = { 1000, "abc" };
+
+        send_bytes(FRONT_REQUEST, &(struct front_wire) { .n_strings = 1 }, &tail, sizeof(tail));
+        cr_assert_eq(recv_one(&m), -EBADMSG);
+        /* and one whose length would wrap around */
+        tail.len = UINT32_MAX;
+        send_bytes(FRONT_REQUEST, &(struct front_wire) { .n_strings = 1 }, &tail, sizeof(tail));
+        cr_assert_eq(recv_one(&m), -EBADMSG);
+}
+
+Test(front_wire, a_string_without_its_nul_or_with_one_inside_is_refused) {
+        static struct front_msg m;
+        struct { uint32_t len; char s[4]; } tail = { 3, { 'a', 'b', 'c', 'd' } };
+
+        send_bytes(FRONT_REQUEST, &(struct front_wire) { .n_strings = 1 }, &tail, sizeof(tail));
+        cr_assert_eq(recv_one(&m), -EBADMSG);
+        memcpy(tail.s, "a\0c", 4);
+        send_bytes(FRONT_REQUEST, &(struct front_wire) { .n_strings = 1 }, &tail, sizeof(tail));
+        cr_assert_eq(recv_one(&m), -EBADMSG);
+        /* the same bytes well-formed are read */
+        memcpy(tail.s, "abc", 4);
+        send_bytes(FRONT_REQUEST, &(struct front_wire) { .n_strings = 1 }, &tail, sizeof(tail));
+        cr_assert_eq(recv_one(&m), 1);
+        cr_assert_str_eq(m.str[0].s, "abc");
+        front_msg_done(&m);
+}
+
+Test(front_wire, counts_and_bytes_must_agree) {
+        static struct front_msg m;
+        struct { uint32_t len; char s[2]; char extra[3]; } tail = { 1, "a", "xyz" };
+
+        /* bytes after the last string */
+        send_bytes(FRONT_REQUEST, &(struct front_wire) { .n_strings = 1 }, &tail, sizeof(tail));
+        cr_assert_eq(recv_one(&m), -EBADMSG);
+        /* more strings announced than sent */
+        send_bytes(FRONT_REQUEST, &(struct front_wire) { .n_strings = 2 }, &tail, sizeof(uint32_t) + 2);
+        cr_assert_eq(recv_one(&m), -EBADMSG);
+        /* more than any message may carry */
+        send_bytes(FRONT_REQUEST, &(struct front_wire) { .n_strings = FRONT_MAX_STRINGS + 1 }, &tail, 0);
+        cr_assert_eq(recv_one(&m), -EBADMSG);
+        /* the reserved field set */
+        send_bytes(FRONT_CANCEL, &(struct front_wire) { .zero = 1 }, &tail, 0);
+        cr_assert_eq(recv_one(&m), -EBADMSG);
+        /* and the channel still works after all of that */
+        send_bytes(FRONT_CANCEL, &(struct front_wire) { .conn = 9, .stream = 2 }, &tail, 0);
+        cr_assert_eq(recv_one(&m), 1);
+        cr_assert_eq(m.w.conn, 9);
+        front_msg_done(&m);
+}
+
+Test(front_wire, a_message_with_an_fd_is_refused_and_the_fd_not_kept) {
+        static struct front_msg m;
+        struct front_wire w = { .conn = 1 };
+        int fd = open("/dev/null", O_RDONLY | O_CLOEXEC), before;
+
+        cr_assert_geq(fd, 0);
+        before = dup(fd);               /* the lowest free number after it: where a kept fd would land */
+        close(before);
+        cr_assert_eq(chan_send_raw(sv[0], FRONT_CANCEL, 0, &w, sizeof(w), &fd, 1), 0);
+        close(fd);
+        cr_assert_eq(recv_one(&m), -EBADMSG);
+        cr_assert_eq(fcntl(before, F_GETFD), -1, "the received fd is still open");
+}
