@@ -7,7 +7,7 @@
  *                      requestState, as if the broker were asking the human
  *   honest             a normal text result, to show the worker is otherwise served
  *   flood              before its answer, FLOOD_EVENTS progress notifications of FLOOD_BYTES each for the
- *                      call's progressToken (~25 MiB): a stream no client-side bound may have to hold
+ *                      call.s progressToken (~64 MiB): a stream no client-side bound may have to hold
  *   stall              one progress notification, then never an answer: a stream that stays open
  *
  * The tests point libexec_dir at a directory where bastion-worker is this program
@@ -42,7 +42,7 @@ static const char TOOLS[] =
         "{\"name\":\"stall\",\"description\":\"starts and never finishes\","
         "\"inputSchema\":{\"type\":\"object\",\"additionalProperties\":false}}]";
 
-#define FLOOD_EVENTS 400
+#define FLOOD_EVENTS 1000
 #define FLOOD_BYTES (64 * 1024)
 
 static int send_line(int fd, json_t *msg) {
