@@ -7,6 +7,7 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <poll.h>
 #include <linux/capability.h>
 #include <sched.h>
 #include <signal.h>
@@ -93,6 +94,20 @@ static int child_sync(const struct spawn_ctx *c) {
         return 0;
 }
 
+/* A change of effective uid clears the parent-death signal (the kernel's commit_creds), and every
+ * child changes uid in child_ids(): arm it again after that, then check once more that the parent is
+ * there — it may have died in between. The supervisor holds the go pipe's write end until our exec or
+ * our report, so in a pid namespace (getppid() is 0) a readable or hung-up go pipe means it is gone. */
+static int child_rearm_pdeathsig(const struct spawn_ctx *c) {
+        struct pollfd p = { .fd = c->go_fd, .events = POLLIN };
+
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+                return -errno;
+        if (!c->userns)
+                return getppid() == c->parent ? 0 : -ESRCH;
+        return poll(&p, 1, 0) == 0 ? 0 : -ESRCH;
+}
+
 static int child_signals(void) {
         struct sigaction sa = { .sa_handler = SIG_DFL };
         sigset_t all;
@@ -109,11 +124,14 @@ static int child_signals(void) {
  * them and stays CLOEXEC. */
 static int child_fds(struct spawn_ctx *c) {
         const struct sandbox_spawn *s = c->s;
-        int tmp[BASTION_SANDBOX_MAX_FDS], base = 3 + (int) s->n_fds, high = base + 2, null;
+        int tmp[BASTION_SANDBOX_MAX_FDS], base = 3 + (int) s->n_fds, high = base + 3, null;
 
         /* Move everything out of the target range first, so no dup2 overwrites a source. */
         c->report_fd = fcntl(c->report_fd, F_DUPFD_CLOEXEC, high);
         if (c->report_fd < 0)
+                return -errno;
+        c->go_fd = fcntl(c->go_fd, F_DUPFD_CLOEXEC, high);
+        if (c->go_fd < 0)
                 return -errno;
         if (c->filter_fd >= 0 && (c->filter_fd = fcntl(c->filter_fd, F_DUPFD_CLOEXEC, high)) < 0)
                 return -errno;
@@ -138,7 +156,13 @@ static int child_fds(struct spawn_ctx *c) {
         c->report_fd = base;
         if (fcntl(base, F_SETFD, FD_CLOEXEC) < 0)
                 return -errno;
-        if (syscall(SYS_close_range, (unsigned) base + 1, ~0U, 0U) < 0)
+        /* The go pipe stays until exec too: child_rearm_pdeathsig() looks at it after the uid switch. */
+        if (dup2(c->go_fd, base + 1) < 0)
+                return -errno;
+        c->go_fd = base + 1;
+        if (fcntl(c->go_fd, F_SETFD, FD_CLOEXEC) < 0)
+                return -errno;
+        if (syscall(SYS_close_range, (unsigned) base + 2, ~0U, 0U) < 0)
                 return -errno;
         null = open("/dev/null", O_RDWR | O_CLOEXEC);
         if (null < 0)
@@ -210,6 +234,8 @@ _Noreturn static void spawn_child(struct spawn_ctx *c) {
         if (c->userns) {
                 if ((r = child_ids(c)) < 0)
                         child_fail(c, STEP_IDS, -r);
+                if ((r = child_rearm_pdeathsig(c)) < 0)
+                        child_fail(c, STEP_SYNC, -r);
                 if ((r = child_bound_worker(c)) < 0)
                         child_fail(c, STEP_CAPS, -r);
         } else {
@@ -219,6 +245,8 @@ _Noreturn static void spawn_child(struct spawn_ctx *c) {
                         child_fail(c, STEP_CAPS, -r);
                 if ((r = child_ids(c)) < 0)
                         child_fail(c, STEP_IDS, -r);
+                if ((r = child_rearm_pdeathsig(c)) < 0)
+                        child_fail(c, STEP_SYNC, -r);
                 if ((r = sandbox_clear_cap_sets()) < 0)
                         child_fail(c, STEP_CAPS, -r);
         }

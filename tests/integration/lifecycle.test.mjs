@@ -97,3 +97,20 @@ test('Daemon harness refuses to hide a daemon that exits at start', async () => 
   await assert.rejects(Daemon.start({ servers: ['        bad = { domain = "no-such-domain"; };\n'], wait: ['bad'] }),
     /bastiond exited early: \{"code":[1-9]/);
 });
+
+// Every child dies with bastiond even when it cannot notice its channel closing: each is stopped
+// (SIGSTOP) before bastiond is killed, so only the parent-death signal can end it. A change of uid
+// clears that signal in the kernel, and every child changes uid (broker_uid, the workers' and the
+// front's uids): the spawn path arms it again after the switch.
+test('kill -9 of bastiond takes every child with it, even a stopped one', async (t) => {
+  const d = await withDaemon(t);
+  const children = d.tree();
+  assert.ok(children.some((p) => p.argv[0]?.endsWith('/bastion-broker')), JSON.stringify(children));
+  assert.ok(children.some((p) => p.argv.some((a) => a.includes('bastion-worker'))), JSON.stringify(children));
+  for (const p of children) process.kill(p.pid, 'SIGSTOP');
+  process.kill(d.pid, 'SIGKILL');
+  const alive = (pid) => { try { process.kill(pid, 0); return true; } catch { return false; } };
+  await waitFor('every child gone', () => children.every((p) => !alive(p.pid)), 2000, 20).catch(() => {
+    throw new Error(`still alive after bastiond died: ${children.filter((p) => alive(p.pid)).map((p) => `${p.pid} ${p.argv[0]}`).join(', ')}`);
+  });
+});
