@@ -324,39 +324,73 @@ static int pattern_scan(struct ctx *c, const struct path *sp, const char *p, siz
 
 /* Compiled patterns, kept between calls: a tool's schema is the same on every call, and regcomp() was
  * the largest single cost of validating one (twice per call: the check and the match). Bounded and
- * replaced in turn, so a worker that offers many patterns only costs recompilation. One thread only. */
+ * replaced in turn, so a worker that offers many patterns only costs recompilation. glibc builds its
+ * matching automaton lazily inside the regex_t, up to a few KiB per byte of input it has seen, and
+ * frees it only with regfree(): a worker's pattern and the arguments of many calls would grow it call
+ * after call. So a pattern is compiled afresh after it matched a string longer than
+ * SCHEMA_PATTERN_LONG_INPUT, and the whole cache after SCHEMA_PATTERN_REUSE_BYTES of input in all:
+ * what the automata hold stays that of a few KiB of input, as when every call compiled its own.
+ * One thread only. */
 #define SCHEMA_PATTERN_CACHE 32
+#define SCHEMA_PATTERN_LONG_INPUT 1024
+#define SCHEMA_PATTERN_REUSE_BYTES (4 * 1024)
 
 static struct {
         char *pattern;
         regex_t re;
 } pattern_cache[SCHEMA_PATTERN_CACHE];
 static unsigned pattern_cache_next;
+static size_t pattern_cache_matched;
 
-/* The compiled form of a NUL-free pattern, or NULL when it does not compile (or no memory). */
-static const regex_t *pattern_compiled(const char *pattern) {
-        unsigned slot;
+static void pattern_evict(unsigned slot) {
+        if (!pattern_cache[slot].pattern)
+                return;
+        regfree(&pattern_cache[slot].re);
+        free(pattern_cache[slot].pattern);
+        pattern_cache[slot].pattern = NULL;
+}
+
+/* The cache slot of a NUL-free pattern, compiled; -1 when it does not compile (or no memory). */
+static int pattern_compiled(const char *pattern) {
+        unsigned slot = SCHEMA_PATTERN_CACHE;
         char *copy;
         regex_t re;
 
-        for (unsigned i = 0; i < SCHEMA_PATTERN_CACHE && pattern_cache[i].pattern; i++)
-                if (streq(pattern_cache[i].pattern, pattern))
-                        return &pattern_cache[i].re;
+        for (unsigned i = 0; i < SCHEMA_PATTERN_CACHE; i++) {
+                if (!pattern_cache[i].pattern)
+                        slot = slot < SCHEMA_PATTERN_CACHE ? slot : i;
+                else if (streq(pattern_cache[i].pattern, pattern))
+                        return (int) i;
+        }
         if (regcomp(&re, pattern, REG_EXTENDED | REG_NOSUB) != 0)
-                return NULL;
+                return -1;
         copy = strdup(pattern);
         if (!copy) {
                 regfree(&re);
-                return NULL;
+                return -1;
         }
-        slot = pattern_cache_next++ % SCHEMA_PATTERN_CACHE;
-        if (pattern_cache[slot].pattern) {
-                regfree(&pattern_cache[slot].re);
-                free(pattern_cache[slot].pattern);
+        if (slot == SCHEMA_PATTERN_CACHE) {
+                slot = pattern_cache_next++ % SCHEMA_PATTERN_CACHE;
+                pattern_evict(slot);
         }
         pattern_cache[slot].pattern = copy;
         pattern_cache[slot].re = re;
-        return &pattern_cache[slot].re;
+        return (int) slot;
+}
+
+/* Whether s (len bytes, NUL-free) matches the pattern in `slot`, then the reuse rules above. */
+static bool pattern_match(int slot, const char *s, size_t len) {
+        bool match = regexec(&pattern_cache[slot].re, s, 0, NULL, 0) == 0;
+
+        pattern_cache_matched += len + 1;
+        if (len > SCHEMA_PATTERN_LONG_INPUT)
+                pattern_evict((unsigned) slot);
+        if (pattern_cache_matched > SCHEMA_PATTERN_REUSE_BYTES) {
+                for (unsigned i = 0; i < SCHEMA_PATTERN_CACHE; i++)
+                        pattern_evict(i);
+                pattern_cache_matched = 0;
+        }
+        return match;
 }
 
 static int pattern_check(struct ctx *c, const struct path *sp, const char *pattern, size_t len) {
@@ -369,7 +403,7 @@ static int pattern_check(struct ctx *c, const struct path *sp, const char *patte
         r = pattern_scan(c, sp, pattern, len);
         if (r < 0)
                 return r;
-        if (!pattern_compiled(pattern))
+        if (pattern_compiled(pattern) < 0)
                 return fail(c, -EOPNOTSUPP, sp, "pattern %s does not compile as a POSIX ERE", pattern);
         return 0;
 }
@@ -580,12 +614,12 @@ static int validate_string(struct ctx *c, const json_t *schema, const json_t *in
         if (json_as_count(json_object_get(schema, "maxLength"), &n) && cps > (unsigned long long) n)
                 return fail(c, -EINVAL, p, "must be at most %lld characters long", n);
         if (pattern) {
-                const regex_t *re = pattern_compiled(json_string_value(pattern));
+                int slot = pattern_compiled(json_string_value(pattern));
 
-                if (!re)
+                if (slot < 0)
                         return fail(c, -EOPNOTSUPP, p, "pattern does not compile");
                 /* regexec stops at a NUL: a string with an embedded one never matches. */
-                if (strlen(s) != len || regexec(re, s, 0, NULL, 0) != 0)
+                if (strlen(s) != len || !pattern_match(slot, s, len))
                         return fail(c, -EINVAL, p, "does not match pattern %s", json_string_value(pattern));
         }
         return 0;

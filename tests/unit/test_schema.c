@@ -4,6 +4,8 @@
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
 #include <errno.h>
+#include <malloc.h>
+#include <string.h>
 
 #include "schema.h"
 #include "util.h"
@@ -157,6 +159,34 @@ Test(schema, embedded_nul_never_matches_a_pattern) {
         cr_assert_str_eq(err, "(root): does not match pattern ^SKU-[0-9]{4}$");
         json_decref(schema);
         json_decref(instance);
+}
+
+/* A worker's pattern that passes the cost check, and arguments of 4,000 random a/b characters, call
+ * after call: the compiled pattern is reused between calls, but what glibc's matcher builds inside it
+ * for each new input must not pile up (it did, ~15 MB per call, while entries lived on unbounded). */
+Test(schema, a_cached_pattern_does_not_grow_with_the_input_it_matched) {
+        json_t *schema = json_pack("{s:s, s:s}", "type", "string", "pattern", "^[ab]*a[ab]{40}$");
+        char *text = malloc(4001), err[128];
+        unsigned seed = 1;
+        size_t before = 0;
+
+        cr_assert_not_null(text);
+        for (int call = 0; call < 10; call++) {
+                json_t *instance;
+
+                for (int i = 0; i < 4000; i++)
+                        text[i] = "ab"[rand_r(&seed) & 1];
+                text[4000] = '\0';
+                instance = json_string(text);
+                (void) schema_validate(schema, instance, err, sizeof(err));
+                json_decref(instance);
+                if (call == 1)
+                        before = mallinfo2().uordblks;
+        }
+        cr_assert_lt(mallinfo2().uordblks, before + 8 * 1024 * 1024, "heap grew from %zu to %zu bytes",
+                     before, mallinfo2().uordblks);
+        json_decref(schema);
+        free(text);
 }
 
 Test(schema, nesting_beyond_the_bound_is_refused) {
