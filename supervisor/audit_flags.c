@@ -113,6 +113,13 @@ static int give_file(int dir_fd, const char *dir, const char *name, uid_t uid) {
                 return log_error_errno(errno, "Cannot stat %s/%s: %m", dir, name);
         if (!S_ISREG(st.st_mode) || (st.st_uid == uid && st.st_gid == (gid_t) uid))
                 return 0;
+        /* Only what a broker wrote: root's (before broker_uid) or its own. A second link or another
+         * owner means someone placed a file there; it is not given away (nor its flag lifted). */
+        if (st.st_nlink != 1 || (st.st_uid != 0 && st.st_uid != uid)) {
+                log_warning("%s/%s has %ju links and owner %u: not an audit file of ours; left as it is", dir, name,
+                            (uintmax_t) st.st_nlink, (unsigned) st.st_uid);
+                return 0;
+        }
         append = ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0 && (flags & FS_APPEND_FL);
         if (append) {
                 int off = flags & ~FS_APPEND_FL;
@@ -131,6 +138,7 @@ int audit_dir_prepare(struct supervisor *sup, uid_t uid) {
         _cleanup_free_ char *parent = strdup(dir);
         _cleanup_close_ int dir_fd = -1;
         struct dirent *de;
+        struct stat st;
         DIR *d;
         int r, copy;
 
@@ -148,6 +156,13 @@ int audit_dir_prepare(struct supervisor *sup, uid_t uid) {
         dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (dir_fd < 0)
                 return log_error_errno(errno, "Cannot open the audit directory %s: %m", dir);
+        if (fstat(dir_fd, &st) < 0)
+                return log_error_errno(errno, "Cannot stat the audit directory %s: %m", dir);
+        /* Root's (made here, or by an older version) or already the broker's; anyone else's is not ours
+         * to take over. */
+        if (st.st_uid != 0 && st.st_uid != uid)
+                return log_error_errno(EPERM, "The audit directory %s belongs to uid %u, neither root nor the broker's "
+                                       "uid %u: refusing to use it", dir, (unsigned) st.st_uid, (unsigned) uid);
         if (fchown(dir_fd, uid, (gid_t) uid) < 0 || fchmod(dir_fd, 0700) < 0)
                 return log_error_errno(errno, "Cannot give the audit directory %s to uid %u: %m", dir, (unsigned) uid);
         copy = fcntl(dir_fd, F_DUPFD_CLOEXEC, 3);

@@ -7,7 +7,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, linkSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Daemon, bin, inventoryServer, removeDaemonDir, waitFor, withDaemon } from './harness.mjs';
 
@@ -103,6 +103,29 @@ test('an audit log from a root-owned broker is handed to the broker uid, stays a
     const records = auditFiles(auditDir).flatMap((f) => readFileSync(f, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)));
     assert.equal(records.filter((x) => x.type === 'start').length, 2);
   });
+
+// bastiond hands the audit directory's files to the broker uid at every start; a file someone planted
+// there (a hard link to a root-owned file elsewhere, under an audit file's name) must not be given away.
+// The broker then cannot open what looks like its newest file, and refuses to run without its log.
+test('a hard link planted in the audit directory is not handed to the broker uid; the broker fails closed', async (t) => {
+  const victim = `/tmp/bastion-uid-victim-${process.pid}`;
+  writeFileSync(victim, 'root only\n', { mode: 0o600 });
+  t.after(() => rmSync(victim, { force: true }));
+  const planted = 'audit-00000000000000000000.jsonl';
+  const d = startSeeded(t, (b) => {
+    mkdirSync(join(b.dir, 'audit'), { mode: 0o700 });
+    linkSync(victim, join(b.dir, 'audit', planted));
+  });
+  await waitFor('the broker to refuse', () => /broker: Failed to open the audit log in \S+: Permission denied/.test(d.stderr), 15000);
+  assert.match(d.stderr, new RegExp(`${planted} has 2 links and owner 0: not an audit file of ours; left as it is`));
+  assert.equal(statSync(join(d.dir, 'audit')).uid, d.uids.min - 1);
+  assert.equal(statSync(victim).uid, 0, 'the linked file was given to the broker uid');
+  assert.equal(statSync(victim).mode & 0o777, 0o600);
+  assert.equal(readFileSync(victim, 'utf8'), 'root only\n');
+  rmSync(join(d.dir, 'audit', planted));
+  d.kill();
+  t.after(() => removeDaemonDir(d.dir));
+});
 
 test('the broker checks the key file it is handed: group-readable is refused, with its mode', async (t) => {
   const a = await withDaemon(t);
