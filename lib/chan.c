@@ -75,10 +75,10 @@ static void close_fds(int *fds, unsigned n) {
                 fds[i] = safe_close(fds[i]);
 }
 
-/* One receive buffer per process, allocated at first use and kept: every process on a channel is
- * single-threaded and never receives re-entrantly, and a fresh 4 MiB allocation per message (an mmap
- * and munmap each time) sat on the path of every HTTP request. Only the pages a message touches are
- * ever resident. */
+/* One receive buffer per process, allocated at first use and kept: every process receives on its
+ * channels from one thread only (the broker's audit sync thread never touches a channel) and never
+ * re-entrantly, and a fresh 4 MiB allocation per message (an mmap and munmap each time) sat on the path
+ * of every HTTP request. Only the pages a message touches are ever resident. */
 static char *recv_buf;
 
 /* Receives one message into the process's buffer: 1 with *ret_hdr, the payload at *ret_data (valid

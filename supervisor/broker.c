@@ -221,9 +221,13 @@ static int broker_first_start(struct supervisor *sup) {
                 ;
         if (r < 0)
                 return log_error_errno(errno, "Cannot wait for the first start of the secrets store: %m");
+        if (WIFSIGNALED(status))
+                return log_error_errno(EIO, "Creating the secrets store %s failed: the process was killed by signal %d; "
+                                       "`bastionctl secrets init` creates it by hand", store, WTERMSIG(status));
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-                return log_error_errno(EIO, "Creating the secrets store %s failed (see above); "
-                                       "`bastionctl secrets init` creates it by hand", store);
+                return log_error_errno(EIO, "Creating the secrets store %s failed with status %d (see above); "
+                                       "`bastionctl secrets init` creates it by hand", store,
+                                       WIFEXITED(status) ? WEXITSTATUS(status) : -1);
         return 0;
 }
 
