@@ -113,6 +113,17 @@ json_t *supervisor_reload(struct supervisor *sup) {
                 config_free(&next);
                 return reload_error(msg);
         }
+        /* The running broker keeps the uid it started with: a new worker range may not take it in, or a
+         * worker could be given the broker's uid. */
+        if (sup->broker.pid > 0 && sup->broker.attest_uid >= next.worker_uid_min &&
+            sup->broker.attest_uid <= next.worker_uid_max) {
+                char msg[256];
+                snprintf(msg, sizeof(msg), "%s: worker_uids [ %u, %u ] would include uid %u, which the running broker "
+                         "uses; restart bastiond to change both", sup->config_path, (unsigned) next.worker_uid_min,
+                         (unsigned) next.worker_uid_max, (unsigned) sup->broker.attest_uid);
+                config_free(&next);
+                return reload_error(msg);
+        }
         (void) sd_notifyf(false, "RELOADING=1\nMONOTONIC_USEC=%llu", (unsigned long long) now_usec());
         config_inherit_uids(&next, &sup->config);
         old = sup->config;

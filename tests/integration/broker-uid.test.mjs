@@ -127,6 +127,27 @@ test('a hard link planted in the audit directory is not handed to the broker uid
   t.after(() => removeDaemonDir(d.dir));
 });
 
+// The broker keeps its uid for its lifetime; a reload whose worker range would take that uid in is
+// refused (a worker could otherwise be given the broker's uid), and the broker serves on.
+test('a reload whose worker_uids would include the running broker\'s uid is refused', async (t) => {
+  const d = await withDaemon(t);
+  const brokerUid = d.uids.min - 1;
+  const broker = d.tree().find((p) => p.argv[0]?.endsWith('/bastion-broker'));
+  assert.ok(broker);
+  const conf = readFileSync(d.configPath, 'utf8');
+  const from = `worker_uids = [ ${d.uids.min}, ${d.uids.max} ];`;
+  assert.ok(conf.includes(from), conf);
+  writeFileSync(d.configPath, conf.replace(from, `worker_uids = [ ${brokerUid}, ${d.uids.max} ]; broker_uid = ${brokerUid - 1};`));
+  process.kill(d.pid, 'SIGHUP');
+  await waitFor('the refusal', () => d.stderr.includes(`would include uid ${brokerUid}, which the running broker uses; ` +
+    'restart bastiond to change both'), 5000);
+  assert.equal(d.tree().find((p) => p.argv[0]?.endsWith('/bastion-broker'))?.pid, broker.pid);
+  const c = await d.connectV1();
+  assert.equal((await c.callTool({ name: 'get_stock', arguments: { sku: 'SKU-1001' } })).isError ?? false, false);
+  writeFileSync(d.configPath, conf);
+  await d.stop();
+});
+
 test('the broker checks the key file it is handed: group-readable is refused, with its mode', async (t) => {
   const a = await withDaemon(t);
   await stopKeepingFiles(a);
