@@ -26,9 +26,15 @@ static int out_reserve(struct front_out *o, size_t more) {
         cap = o->cap ? o->cap : 1024;
         while (cap < o->len + more)
                 cap *= 2;
-        p = realloc(o->buf, cap);
+        /* Not realloc(): a request carries the bearer token, and the old block must not keep a copy. */
+        p = malloc(cap);
         if (!p)
                 return o->error = -ENOMEM;
+        if (o->buf) {
+                memcpy(p, o->buf, o->len);
+                explicit_bzero(o->buf, o->len);
+                free(o->buf);
+        }
         o->buf = p;
         o->cap = cap;
         return 0;
@@ -76,6 +82,8 @@ int front_out_finish(struct front_out *o) {
 }
 
 void front_out_done(struct front_out *o) {
+        if (o->buf)
+                explicit_bzero(o->buf, o->len);
         free(o->buf);
         *o = (struct front_out) {};
 }
