@@ -153,6 +153,8 @@ void conn_close(struct conn *c, const char *why) {
         conn_unlink(c);
         peer_put(f, c->peer);
         outbuf_done(&c->out);
+        if (c->in)
+                explicit_bzero(c->in, c->in_cap);       /* the requests held bearer tokens */
         free(c->in);
         free(c->origin);
         free(c);
@@ -301,9 +303,15 @@ static ssize_t conn_read(struct conn *c) {
 
                 if (cap > max)
                         cap = max;
-                p = realloc(c->in, cap);
+                /* Not realloc(): requests carry bearer tokens, and the old block must not keep a copy. */
+                p = malloc(cap);
                 if (!p)
                         return -ENOMEM;
+                if (c->in) {
+                        memcpy(p, c->in, c->in_len);
+                        explicit_bzero(c->in, c->in_cap);
+                        free(c->in);
+                }
                 c->in = p;
                 c->in_cap = cap;
         }
@@ -363,6 +371,8 @@ void conn_request_done(struct conn *c, bool keep, int status) {
         }
         memmove(c->in, c->in + c->consumed, c->in_len - c->consumed);
         c->in_len -= c->consumed;
+        /* What the answered request leaves behind the kept bytes (its Authorization among them) goes. */
+        explicit_bzero(c->in + c->in_len, c->consumed);
         c->consumed = 0;
         c->head_checked = c->continue_sent = false;
         c->method[0] = c->path[0] = '\0';
@@ -400,7 +410,7 @@ static void conn_note_request(struct conn *c, const struct http_request *req) {
 
 /* Drives the parser over what has arrived; forwards a complete request. The head is checked (and
  * 100 Continue sent) as soon as it is complete, before the body is read. */
-static void conn_process(struct conn *c) {
+static void conn_process_head(struct conn *c) {
         struct front *f = c->f;
         struct http_request *req = &f->req;
         int r;
@@ -434,6 +444,15 @@ static void conn_process(struct conn *c) {
         c->consumed = (size_t) r;
         c->keep_alive = req->keep_alive;
         request_forward(c, req);
+}
+
+/* The parser copies the head (Authorization included) into one buffer shared by every connection:
+ * nothing of it outlives the request's turn. */
+static void conn_process(struct conn *c) {
+        struct front *f = c->f;         /* c may be gone afterwards (an error answer closes it) */
+
+        conn_process_head(c);
+        explicit_bzero(f->req.head, sizeof(f->req.head));
 }
 
 /* ---- the pump ---- */

@@ -8,6 +8,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { appendFileSync, chmodSync, closeSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { connect as netConnect, createServer } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 
 import { BUILD_DIR, Daemon, bin, inventoryServer, removeDaemonDir, sleep, waitFor } from './harness.mjs';
@@ -468,6 +469,18 @@ test('the transport table over TLS', async (t) => {
         assert.equal(memoryHolds(pid, needle), false, `${what} (pid ${pid}) holds the ${i ? 'reloaded' : 'first'} key's PEM text`);
     // The search itself finds what is there: bastiond holds its configuration, the key file's path in it.
     assert.equal(memoryHolds(d.pid, Buffer.from(tls.key)), true);
+  });
+
+  await t.test('a bearer token leaves no copy in the front\'s memory once its connection is gone', async () => {
+    const token = `bastion-test-token-${randomBytes(24).toString('hex')}`;
+    for (let i = 0; i < 3; i++) {
+      const r = await exchange(port, post(port, PING, { Authorization: `Bearer ${token}` }), { tls });
+      assert.ok(r.status >= 200, JSON.stringify(r));
+    }
+    const pid = d.frontPid();
+    // The search finds what the front does hold: its configured host names.
+    assert.equal(memoryHolds(pid, Buffer.from(host)), true);
+    await waitFor('the front to hold no copy of the token', () => !memoryHolds(pid, Buffer.from(token)), 5000, 100);
   });
 
   await d.stop();
