@@ -303,15 +303,10 @@ static ssize_t conn_read(struct conn *c) {
 
                 if (cap > max)
                         cap = max;
-                /* Not realloc(): requests carry bearer tokens, and the old block must not keep a copy. */
-                p = malloc(cap);
+                /* Requests carry bearer tokens: the old block must not keep a copy. */
+                p = realloc_wiped(c->in, c->in_len, c->in_cap, cap);
                 if (!p)
                         return -ENOMEM;
-                if (c->in) {
-                        memcpy(p, c->in, c->in_len);
-                        explicit_bzero(c->in, c->in_cap);
-                        free(c->in);
-                }
                 c->in = p;
                 c->in_cap = cap;
         }

@@ -26,15 +26,10 @@ static int out_reserve(struct front_out *o, size_t more) {
         cap = o->cap ? o->cap : 1024;
         while (cap < o->len + more)
                 cap *= 2;
-        /* Not realloc(): a request carries the bearer token, and the old block must not keep a copy. */
-        p = malloc(cap);
+        /* A request carries the bearer token: the old block must not keep a copy. */
+        p = realloc_wiped(o->buf, o->len, o->cap, cap);
         if (!p)
                 return o->error = -ENOMEM;
-        if (o->buf) {
-                memcpy(p, o->buf, o->len);
-                explicit_bzero(o->buf, o->len);
-                free(o->buf);
-        }
         o->buf = p;
         o->cap = cap;
         return 0;

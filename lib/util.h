@@ -58,3 +58,19 @@ static inline void free_wiped(void *p) {
                 free(p);
         }
 }
+
+/* realloc() that leaves no copy behind, for buffers that carry secrets (bearer tokens): the first
+ * `used` bytes move to a new block of new_size, the old block (old_size bytes) is zeroed and freed.
+ * NULL (and p untouched) when out of memory. */
+static inline void *realloc_wiped(void *p, size_t used, size_t old_size, size_t new_size) {
+        void *n = malloc(new_size);
+
+        if (!n)
+                return NULL;
+        if (p) {
+                memcpy(n, p, used);
+                explicit_bzero(p, old_size);
+                free(p);
+        }
+        return n;
+}
