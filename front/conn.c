@@ -442,12 +442,13 @@ static void conn_process_head(struct conn *c) {
 }
 
 /* The parser copies the head (Authorization included) into one buffer shared by every connection:
- * nothing of it outlives the request's turn. */
+ * nothing of it outlives the request's turn. Only scan_finish() writes there, and it sets head_len. */
 static void conn_process(struct conn *c) {
         struct front *f = c->f;         /* c may be gone afterwards (an error answer closes it) */
 
         conn_process_head(c);
-        explicit_bzero(f->req.head, sizeof(f->req.head));
+        explicit_bzero(f->req.head, f->req.head_len < sizeof(f->req.head) ? f->req.head_len + 1 : sizeof(f->req.head));
+        f->req.head_len = 0;
 }
 
 /* ---- the pump ---- */

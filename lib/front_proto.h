@@ -100,8 +100,16 @@ struct front_msg {
         struct front_str str[FRONT_MAX_STRINGS];
         struct chan_raw raw;
 };
+/* The front's "peer" in FRONT_REQUEST: an IPv6 address with port and brackets fits easily. */
+#define FRONT_MAX_PEER 64
+
 /* 1, 0 at EOF, -EAGAIN, -EBADMSG for anything not in the shape above (fds, lengths, NULs, counts). */
 int front_recv(int fd, struct front_msg *ret);
 /* The same check on a payload already received (takes raw->data; raw->data[raw->len] must be 0). */
 int front_parse(struct chan_raw *raw, struct front_msg *ret);
 void front_msg_done(struct front_msg *m);
+/* What a FRONT_REQUEST promises beyond the framing: 0, or -EBADMSG. A known method, only the TLS flag,
+ * conn and stream below 2^63, server at most BASTION_MAX_NAME bytes, a path starting with '/', a
+ * printable peer of at most FRONT_MAX_PEER bytes, header names non-empty, lowercase and each once (two
+ * copies would let two readers disagree), values printable ASCII (and tab). */
+int front_request_check(const struct front_msg *m);

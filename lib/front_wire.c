@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -133,4 +134,39 @@ bad:
 void front_msg_done(struct front_msg *m) {
         chan_raw_done(&m->raw);
         m->n = 0;
+}
+
+static bool printable(const char *s, bool space) {
+        for (; *s; s++)
+                if ((*s < ' ' || *s > '~' || (!space && *s == ' ')) && !(space && *s == '\t'))
+                        return false;
+        return true;
+}
+
+int front_request_check(const struct front_msg *m) {
+        size_t n_headers;
+
+        if (m->type != FRONT_REQUEST || m->n < 4 || (m->n - 4) % 2 != 0 || m->w.method < FRONT_METHOD_GET ||
+            m->w.method > FRONT_METHOD_OPTIONS || (m->w.flags & ~FRONT_FLAG_TLS) || m->w.conn > INT64_MAX ||
+            m->w.stream > INT64_MAX)
+                return -EBADMSG;
+        if (m->str[0].len > BASTION_MAX_NAME || m->str[1].s[0] != '/')
+                return -EBADMSG;
+        /* The peer goes into logs and audit records: a short printable address, nothing else. */
+        if (m->str[2].len > FRONT_MAX_PEER || !printable(m->str[2].s, false))
+                return -EBADMSG;
+        n_headers = (m->n - 4) / 2;
+        for (size_t i = 0; i < n_headers; i++) {
+                const struct front_str *name = &m->str[4 + 2 * i], *value = &m->str[5 + 2 * i];
+
+                if (name->len == 0 || !printable(value->s, true))
+                        return -EBADMSG;
+                for (const char *c = name->s; *c; c++)
+                        if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '-'))
+                                return -EBADMSG;
+                for (size_t j = 0; j < i; j++)
+                        if (streq(m->str[4 + 2 * j].s, name->s))
+                                return -EBADMSG;
+        }
+        return 0;
 }

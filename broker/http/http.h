@@ -30,8 +30,6 @@
 #define HTTP_MAX_EXCHANGES 8192
 /* A front that does not take its messages for this long is treated as broken (its channel ends). */
 #define HTTP_FRONT_SEND_WAIT_MS 200
-/* The front's "peer": an IPv6 address with port and brackets fits easily. */
-#define HTTP_MAX_PEER 64
 /* Rate-limit buckets kept at once (subjects and tenants); idle full buckets are reused first. */
 #define HTTP_RATE_BUCKETS 4096
 #define HTTP_RATE_PROBE 16

@@ -6,6 +6,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -163,4 +164,61 @@ Test(front_wire, a_message_with_an_fd_is_refused_and_the_fd_not_kept) {
         close(fd);
         cr_assert_eq(recv_one(&m), -EBADMSG);
         cr_assert_eq(fcntl(before, F_GETFD), -1, "the received fd is still open");
+}
+
+/* A FRONT_REQUEST of these strings, framed and parsed back as the broker would, then checked. */
+static int request_check(struct front_wire w, const char *const *strings) {
+        static struct front_msg m;
+        struct chan_raw raw = { .type = FRONT_REQUEST };
+        struct front_out o;
+        int r;
+
+        front_out_init(&o, &w);
+        for (size_t i = 0; strings[i]; i++)
+                front_out_cstr(&o, strings[i]);
+        cr_assert_eq(front_out_finish(&o), 0);
+        raw.len = o.len;
+        raw.data = malloc(o.len + 1);
+        cr_assert_not_null(raw.data);
+        memcpy(raw.data, o.buf, o.len);
+        raw.data[o.len] = '\0';
+        front_out_done(&o);
+        cr_assert_eq(front_parse(&raw, &m), 1);
+        r = front_request_check(&m);
+        front_msg_done(&m);
+        return r;
+}
+
+#define REQ(...) ((const char *const[]) { __VA_ARGS__, NULL })
+#define POST ((struct front_wire) { .conn = 1, .stream = 1, .method = FRONT_METHOD_POST, .flags = FRONT_FLAG_TLS })
+
+Test(front_wire, a_request_keeps_the_shape_the_broker_relies_on) {
+        cr_assert_eq(request_check(POST, REQ("inventory", "/mcp/inventory", "[::1]:4242", "{}", "authorization",
+                                             "Bearer a.b.c", "accept", "application/json,\ttext/event-stream")), 0);
+        /* two copies of a header: the broker's reader and the JWT code must never see different ones */
+        cr_assert_eq(request_check(POST, REQ("inventory", "/mcp/inventory", "127.0.0.1", "{}", "authorization", "Bearer a",
+                                             "authorization", "Bearer b")), -EBADMSG);
+        cr_assert_eq(request_check(POST, REQ("inventory", "/mcp/inventory", "127.0.0.1", "{}", "Authorization", "x")), -EBADMSG);
+        cr_assert_eq(request_check(POST, REQ("inventory", "/mcp/inventory", "127.0.0.1", "{}", "", "x")), -EBADMSG);
+        cr_assert_eq(request_check(POST, REQ("inventory", "/mcp/inventory", "127.0.0.1", "{}", "accept", "a\rb")), -EBADMSG);
+        cr_assert_eq(request_check(POST, REQ("inventory", "/mcp/inventory", "127.0.0.1", "{}", "accept", "caf\xc3\xa9")),
+                     -EBADMSG);
+        cr_assert_eq(request_check(POST, REQ("inventory", "/mcp/inventory", "127.0.0.1", "{}", "accept")), -EBADMSG);
+        /* the peer goes into logs and audit records */
+        cr_assert_eq(request_check(POST, REQ("inventory", "/mcp/inventory", "1.2.3.4 forged=yes", "{}")), -EBADMSG);
+        cr_assert_eq(request_check(POST, REQ("inventory", "/mcp/inventory",
+                                             "0123456789012345678901234567890123456789012345678901234567890123456789", "{}")),
+                     -EBADMSG);
+        cr_assert_eq(request_check(POST, REQ("inventory", "mcp/inventory", "127.0.0.1", "{}")), -EBADMSG);
+        cr_assert_eq(request_check(POST, REQ("a-server-name-longer-than-sixty-three-bytes-is-never-configured-anywhere",
+                                             "/mcp/x", "127.0.0.1", "{}")), -EBADMSG);
+        cr_assert_eq(request_check((struct front_wire) { .conn = 1, .method = 0 },
+                                   REQ("inventory", "/mcp/inventory", "127.0.0.1", "")), -EBADMSG);
+        cr_assert_eq(request_check((struct front_wire) { .conn = 1, .method = FRONT_METHOD_OPTIONS + 1 },
+                                   REQ("inventory", "/mcp/inventory", "127.0.0.1", "")), -EBADMSG);
+        cr_assert_eq(request_check((struct front_wire) { .conn = 1, .method = FRONT_METHOD_GET, .flags = FRONT_FLAG_CLOSE },
+                                   REQ("inventory", "/mcp/inventory", "127.0.0.1", "")), -EBADMSG);
+        cr_assert_eq(request_check((struct front_wire) { .conn = UINT64_MAX, .method = FRONT_METHOD_GET },
+                                   REQ("inventory", "/mcp/inventory", "127.0.0.1", "")), -EBADMSG);
+        cr_assert_eq(request_check(POST, REQ("inventory", "/mcp/inventory", "127.0.0.1")), -EBADMSG);
 }
