@@ -292,7 +292,9 @@ int main(int argc, char **argv) {
                 return record_first_start(argv[2], argc == 4 ? argv[3] : NULL) < 0 ? 1 : 0;
         }
         if (argc > 1) {
-                fprintf(stderr, "bastion-broker is started by bastiond(8), with its channel at fd 3; it takes no arguments.\n");
+                fprintf(stderr, "bastion-broker is started by bastiond(8), with its channel at fd 3; it takes no arguments\n"
+                        "(bastiond also runs `bastion-broker --first-start STORE [KEY_FILE]` once on a fresh host,\n"
+                        "see bastiond(8); `bastionctl secrets init` does the same by hand).\n");
                 return 2;
         }
         if (fcntl(SUPERVISOR_FD, F_GETFD) < 0) {
