@@ -61,6 +61,35 @@ static long rss_kib(pid_t pid) {
         return kib;
 }
 
+/* The shared objects mapped into pid, by file name, space-separated (each one costs every start its
+ * loading: docs/sandbox.md "Spawn latency"). */
+static void shared_objects(pid_t pid, char *buf, size_t size) {
+        char path[64], line[512];
+        size_t len = 0;
+        FILE *f;
+
+        buf[0] = '\0';
+        snprintf(path, sizeof(path), "/proc/%d/maps", (int) pid);
+        f = fopen(path, "re");
+        if (!f)
+                return;
+        while (fgets(line, sizeof(line), f)) {
+                char *name = strrchr(line, '/'), *nl;
+
+                if (!name || !strstr(name, ".so"))
+                        continue;
+                name++;
+                if ((nl = strchr(name, '\n')))
+                        *nl = '\0';
+                if (strstr(buf, name))
+                        continue;
+                len += (size_t) snprintf(buf + len, len < size ? size - len : 0, "%s%s", len ? " " : "", name);
+                if (len >= size)
+                        break;
+        }
+        fclose(f);
+}
+
 struct kind {
         const char *name;
         enum sandbox_role role;
@@ -238,6 +267,7 @@ static int bench_spawn(const struct kind *k, const char *state_dir, char *const 
 
 static void bench_rss(const struct kind *k, const char *state_dir) {
         struct sandbox_attestation a;
+        char libs[512];
         pid_t pid;
         int fd, ready;
 
@@ -251,7 +281,9 @@ static void bench_rss(const struct kind *k, const char *state_dir) {
         }
         (void) wait_attested(k, pid, ready, &a);
         usleep(BENCH_IDLE_MS * 1000);
+        shared_objects(pid, libs, sizeof(libs));
         printf("%-26s %7.2f MiB   (VmRSS after %d ms idle)\n", k->name, rss_kib(pid) / 1024.0, BENCH_IDLE_MS);
+        printf("%-26s %10s   shared objects: %s\n", "", "", libs);
         stop(pid, fd);
 }
 

@@ -44,6 +44,9 @@
 #define BASTION_MAX_UPSTREAM_BACKLOG (64 * 1024 * 1024)
 /* How long a worker may take to answer initialize + tools/list before it is cut off. */
 #define BASTION_HANDSHAKE_TIMEOUT_MS 5000
+/* How long bastiond waits for `bastion-broker --first-start` (a key, a store: milliseconds) before it
+ * kills it; bastiond serves nothing while it waits. */
+#define BASTION_FIRST_START_TIMEOUT_MS 10000
 
 /* confirm approvals: how long a human has to answer, and how many single-use modern states may be
  * outstanding at once (their nonces are remembered until they expire). */

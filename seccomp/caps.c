@@ -8,6 +8,7 @@
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 
+#include "rawsys.h"
 #include "sandbox-internal.h"
 #include "util.h"
 
@@ -28,28 +29,30 @@ unsigned long sandbox_cap_last_cap(void) {
         return last;
 }
 
+/* This and sandbox_clear_cap_sets() run in the spawn path's child, which shares the supervisor's
+ * memory: raw system calls only (seccomp/rawsys.h). */
 int sandbox_drop_bounding_caps(unsigned long last_cap) {
-        int bits = prctl(PR_GET_SECUREBITS, 0, 0, 0, 0);
+        long bits = raw_syscall(SYS_prctl, PR_GET_SECUREBITS, 0, 0, 0, 0), r;
 
         /* Already locked (e.g. by the spawn path): locked bits cannot be set twice, and need not be. */
         if (bits < 0 || (bits & SANDBOX_SECUREBITS) != SANDBOX_SECUREBITS)
-                if (prctl(PR_SET_SECUREBITS, SANDBOX_SECUREBITS, 0, 0, 0) < 0)
-                        return -errno;
+                if ((r = raw_syscall(SYS_prctl, PR_SET_SECUREBITS, SANDBOX_SECUREBITS, 0, 0, 0)) < 0)
+                        return (int) r;
         for (unsigned long cap = 0; cap <= last_cap; cap++)
-                if (prctl(PR_CAPBSET_READ, cap, 0, 0, 0) > 0 &&
-                    prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0)
-                        return -errno;
-        if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0)
-                return -errno;
-        return 0;
+                if (raw_syscall(SYS_prctl, PR_CAPBSET_READ, cap, 0, 0, 0) > 0 &&
+                    (r = raw_syscall(SYS_prctl, PR_CAPBSET_DROP, cap, 0, 0, 0)) < 0)
+                        return (int) r;
+        r = raw_syscall(SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+        return r < 0 ? (int) r : 0;
 }
 
-/* Raw capset with empty sets: no allocation, so it is safe in the spawn path's cloned child. */
+/* capset with empty sets: no allocation, no errno. */
 int sandbox_clear_cap_sets(void) {
         struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
         struct __user_cap_data_struct d[_LINUX_CAPABILITY_U32S_3] = {};
+        long r = raw_syscall(SYS_capset, &h, d);
 
-        return syscall(SYS_capset, &h, d) < 0 ? -errno : 0;
+        return r < 0 ? (int) r : 0;
 }
 
 bool sandbox_have_cap(int cap) {

@@ -1,7 +1,7 @@
 # seccomp/: the kernel sandbox (namespaces, mounts, capabilities, Landlock, seccomp, attestation).
 noinst_LIBRARIES += seccomp/libsandbox.a
 seccomp_libsandbox_a_SOURCES = \
-	seccomp/sandbox.h seccomp/sandbox-internal.h \
+	seccomp/sandbox.h seccomp/sandbox-internal.h seccomp/rawsys.h \
 	seccomp/spawn.c \
 	seccomp/lockdown.c \
 	seccomp/caps.c \

@@ -29,8 +29,8 @@ enum sandbox_role {
  * Always: PR_SET_PDEATHSIG(SIGKILL), signal mask and dispositions reset, setsid, fds[] at 3, 4, …,
  * stdin and stdout on /dev/null, stderr kept, everything else closed, cwd "/", RLIMIT_CORE 0,
  * RLIMIT_AS = memory_max, no_new_privs, an environment reduced to BASTION_LOG_LEVEL and the
- * sanitizer options (plus CREDENTIALS_DIRECTORY for the broker: its store key may be a systemd
- * credential). A failure in the child before exec is returned as its -errno (and logged
+ * sanitizer options (plus CREDENTIALS_DIRECTORY when credentials_directory is set: the broker's
+ * first start, whose store key may be a systemd credential). A failure in the child before exec is returned as its -errno (and logged
  * with the step that failed); the child is reaped. */
 struct sandbox_spawn {
         const char *name;               /* for logs, e.g. "worker inventory" */
@@ -42,6 +42,7 @@ struct sandbox_spawn {
         const int *fds;                 /* placed at 3, 4, … in the child (-1 entries: left closed) */
         unsigned n_fds;
         uint64_t memory_max;            /* RLIMIT_AS in bytes; 0 = unlimited */
+        bool credentials_directory;     /* pass $CREDENTIALS_DIRECTORY on (never to a worker) */
 };
 
 int sandbox_spawn(const struct sandbox_spawn *s, pid_t *ret_pid);

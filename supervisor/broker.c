@@ -4,10 +4,12 @@
 #include "config.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
 #include "bastiond.h"
@@ -189,9 +191,43 @@ static int broker_send_secrets(struct supervisor *sup) {
         return r;
 }
 
+/* Waits for the first start, at most BASTION_FIRST_START_TIMEOUT_MS; then kills it. Returns 0 with
+ * its wait status, or -ETIMEDOUT (killed and reaped), or -errno. */
+static int first_start_wait(pid_t pid, int *ret_status) {
+        _cleanup_close_ int pidfd = (int) syscall(SYS_pidfd_open, pid, 0);
+        uint64_t deadline = now_usec() + (uint64_t) BASTION_FIRST_START_TIMEOUT_MS * 1000;
+        int r = 0;
+
+        while (pidfd >= 0) {
+                uint64_t now = now_usec();
+                struct pollfd p = { .fd = pidfd, .events = POLLIN };
+                int n;
+
+                if (now >= deadline) {
+                        (void) kill(pid, SIGKILL);
+                        r = -ETIMEDOUT;
+                        break;
+                }
+                n = poll(&p, 1, (int) ((deadline - now + 999) / 1000));
+                if (n > 0)
+                        break;
+                if (n < 0 && errno != EINTR) {
+                        (void) kill(pid, SIGKILL);
+                        r = -errno;
+                        break;
+                }
+        }
+        /* Without a pidfd (pidfd_open refused), a plain wait: the first start is milliseconds. */
+        while (waitpid(pid, ret_status, 0) < 0)
+                if (errno != EINTR)
+                        return r < 0 ? r : -errno;
+        return r;
+}
+
 /* No store yet (a fresh host): `bastion-broker --first-start` creates the key (when there is none), the
  * store and the audit signing key, as uid 0 without capabilities, before the broker proper starts; like
- * `bastionctl secrets init`, it never replaces anything. bastiond waits for it (milliseconds). */
+ * `bastionctl secrets init`, it never replaces anything. bastiond waits for it (milliseconds; it is
+ * killed after BASTION_FIRST_START_TIMEOUT_MS). */
 static int broker_first_start(struct supervisor *sup) {
         _cleanup_free_ char *path = NULL, *store = store_path_of(&sup->config);
         char *argv[5];
@@ -214,13 +250,17 @@ static int broker_first_start(struct supervisor *sup) {
                 .argv = argv,
                 .host_uid = 0,
                 .host_gid = 0,
+                .credentials_directory = true,
         }, &pid);
         if (r < 0)
                 return log_error_errno(r, "Cannot start the first start of the secrets store: %m");
-        while ((r = waitpid(pid, &status, 0)) < 0 && errno == EINTR)
-                ;
+        r = first_start_wait(pid, &status);
+        if (r == -ETIMEDOUT)
+                return log_error_errno(r, "Creating the secrets store %s did not finish within %d s: killed; "
+                                       "`bastionctl secrets init` creates it by hand", store,
+                                       BASTION_FIRST_START_TIMEOUT_MS / 1000);
         if (r < 0)
-                return log_error_errno(errno, "Cannot wait for the first start of the secrets store: %m");
+                return log_error_errno(r, "Cannot wait for the first start of the secrets store: %m");
         if (WIFSIGNALED(status))
                 return log_error_errno(EIO, "Creating the secrets store %s failed: the process was killed by signal %d; "
                                        "`bastionctl secrets init` creates it by hand", store, WTERMSIG(status));

@@ -10,7 +10,8 @@ WORKER_SOURCES = \
 pkglibexec_PROGRAMS += bastion-worker
 bastion_worker_SOURCES = $(WORKER_SOURCES) workers/main.c
 bastion_worker_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(SQLITE_CFLAGS) $(SODIUM_CFLAGS)
-bastion_worker_LDADD = $(SANDBOX_LIBS) $(LIBBASTION) $(SQLITE_LIBS) $(SODIUM_LIBS)
+# Not $(SANDBOX_LIBS): libseccomp and libsodium come from configure's WORKER_*_LIBS (static by default).
+bastion_worker_LDADD = seccomp/libsandbox.a $(LIBBASTION) $(WORKER_SECCOMP_LIBS) $(SQLITE_LIBS) $(WORKER_SODIUM_LIBS)
 
 if HAVE_CRITERION
 check_PROGRAMS += tests/unit/test_framing tests/unit/test_schema tests/unit/test_inventory

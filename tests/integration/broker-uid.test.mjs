@@ -3,11 +3,11 @@
 // flag survives the change of owner) and its chain continues and verifies; the broker checks the key
 // file it is handed as an fd (a key file readable by its group is refused, naming the mode); a first
 // start that cannot create the store ends in an error that names `bastionctl secrets init`, and that
-// command, run by hand, lets the broker start.
+// command, run by hand, lets the broker start; a first start that hangs is killed after 10 s.
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, linkSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, linkSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Daemon, bin, inventoryServer, removeDaemonDir, waitFor, withDaemon } from './harness.mjs';
 
@@ -183,4 +183,38 @@ test('a first start that cannot create the store names `bastionctl secrets init`
   assert.match(init.stdout, /^audit public key: [0-9a-f]{64}\n$/);
   await d.waitReady(['inventory']);
   await d.stop();
+});
+
+test('a first start that hangs is killed after 10 s and named; the broker then says what is missing', async (t) => {
+  // A bastion-broker whose --first-start never returns (the real one for everything else).
+  const libexec = mkdtempSync('/tmp/bastion-hang-libexec-');
+  chmodSync(libexec, 0o755);
+  symlinkSync(bin('bastion-worker'), join(libexec, 'bastion-worker'));
+  writeFileSync(join(libexec, 'bastion-broker'),
+    `#!/bin/sh\n[ "$1" = --first-start ] && exec sleep 600\nexec ${bin('bastion-broker')} "$@"\n`, { mode: 0o755 });
+  t.after(() => rmSync(libexec, { recursive: true, force: true }));
+  let store;
+  SeededDaemon.seed = (b) => {
+    store = join(b.dir, 'not-yet', 'secrets.store');
+    const text = readFileSync(b.configPath, 'utf8');
+    writeFileSync(b.configPath, text.replace(/(secrets_key_file = )/, `secrets_store = "${store}";\n        $1`));
+  };
+  let d;
+  try {
+    d = new SeededDaemon([inventoryServer('inventory')], { libexecDir: libexec });
+  } finally {
+    SeededDaemon.seed = null;
+  }
+  t.after(() => d.kill());
+  const started = Date.now();
+  await waitFor('bastiond to give up on the first start', () =>
+    d.stderr.includes(`Creating the secrets store ${store} did not finish within 10 s: killed`), 25000)
+    .catch((e) => { throw new Error(`${e.message}\n${d.stderr}`); });
+  const waited = Date.now() - started;
+  assert.ok(waited >= 9000, `gave up after ${waited} ms`);
+  assert.ok(!d.tree().some((p) => p.argv[0] === 'sleep'), 'the hung first start is still running');
+  await waitFor('the broker to name the command', () =>
+    d.stderr.includes(`No secrets store ${store}: \`bastionctl secrets init\` creates it`), 10000)
+    .catch((e) => { throw new Error(`${e.message}\n${d.stderr}`); });
+  d.kill();
 });

@@ -5,12 +5,15 @@
 #include "config.h"
 
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -334,8 +337,104 @@ Test(spawn, worker_hangup_without_lockdown_is_no_attestation) {
         cr_assert_eq(waitpid(pid, NULL, 0), pid);
 }
 
-/* Other roles get no filter socket and no ready fd. The broker, and only the broker, learns where
- * systemd's credentials are (its store key may be one); the rest of the environment is dropped. */
+/* The clone runs in the spawner's memory until its exec (CLONE_VM) and must act on itself alone.
+ * Spawned from a process with a second thread, an ignored and a blocked signal: the child gets its
+ * uid and gid and no ignored or blocked signal (it starts with every signal blocked, so that none of
+ * the spawner's handlers can run in it, and resets them); every thread of the spawner keeps uid 0,
+ * and the spawner's own signal mask and dispositions are as they were. */
+static void *park(void *arg) {
+        char c;
+
+        (void) !read(*(int *) arg, &c, 1);
+        return NULL;
+}
+
+static void task_ids(pid_t tid, char *uid, char *gid, size_t size) {
+        char path[96], line[256];
+        FILE *f;
+
+        snprintf(path, sizeof(path), "/proc/self/task/%d/status", (int) tid);
+        f = fopen(path, "re");
+        cr_assert_not_null(f, "%s", path);
+        while (fgets(line, sizeof(line), f)) {
+                if (!strncmp(line, "Uid:", 4))
+                        snprintf(uid, size, "%s", line + 4);
+                if (!strncmp(line, "Gid:", 4))
+                        snprintf(gid, size, "%s", line + 4);
+        }
+        fclose(f);
+}
+
+Test(spawn, child_acts_on_itself_alone) {
+        char out[4096] = "", uid[256], gid[256], *p;
+        int park_pipe[2], out_pipe[2], status;
+        sigset_t block, before, after;
+        struct sigaction old, now;
+        pthread_t thread;
+        pid_t pid, tid;
+        ssize_t n, got = 0;
+
+        cr_assert_eq(pipe2(park_pipe, O_CLOEXEC), 0);
+        cr_assert_eq(pipe2(out_pipe, O_CLOEXEC), 0);
+        cr_assert_eq(pthread_create(&thread, NULL, park, &park_pipe[0]), 0);
+        cr_assert_eq(sigaction(SIGUSR1, &(struct sigaction) { .sa_handler = SIG_IGN }, &old), 0);
+        sigemptyset(&block);
+        sigaddset(&block, SIGUSR2);
+        cr_assert_eq(pthread_sigmask(SIG_BLOCK, &block, &before), 0);
+        cr_assert_eq(pthread_sigmask(SIG_BLOCK, NULL, &before), 0);
+        cr_assert_eq(sandbox_spawn(&(struct sandbox_spawn) {
+                .name = "ids", .role = SANDBOX_ROLE_BROKER, .host_uid = 4000214, .host_gid = 4000214,
+                .fds = &out_pipe[1], .n_fds = 1,
+                .argv = (char *[]) { "/bin/sh", "-c", "exec grep -E '^(Uid|Gid|SigBlk|SigIgn):' /proc/self/status >&3", NULL },
+        }, &pid), 0);
+        close(out_pipe[1]);
+        while ((n = read(out_pipe[0], out + got, sizeof(out) - 1 - (size_t) got)) > 0)
+                got += n;
+        close(out_pipe[0]);
+        cr_assert_eq(waitpid(pid, &status, 0), pid);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %#x: %s", status, out);
+        cr_assert(strstr(out, "Uid:\t4000214\t4000214\t4000214\t4000214\n"), "%s", out);
+        cr_assert(strstr(out, "Gid:\t4000214\t4000214\t4000214\t4000214\n"), "%s", out);
+        cr_assert(strstr(out, "SigBlk:\t0000000000000000\n"), "%s", out);
+        p = strstr(out, "SigIgn:\t");
+        cr_assert_not_null(p, "%s", out);
+        cr_assert_eq(strtoull(p + 8, NULL, 16) & (1ULL << (SIGUSR1 - 1)), 0, "SIGUSR1 still ignored: %s", out);
+
+        /* Every thread of ours is still root, our mask and our SIGUSR1 disposition unchanged. */
+        tid = (pid_t) syscall(SYS_gettid);
+        task_ids(tid, uid, gid, sizeof(uid));
+        cr_assert_str_eq(uid, "\t0\t0\t0\t0\n");
+        cr_assert_str_eq(gid, "\t0\t0\t0\t0\n");
+        {
+                DIR *d = opendir("/proc/self/task");
+                struct dirent *de;
+                int tasks = 0;
+
+                cr_assert_not_null(d);
+                while ((de = readdir(d)))
+                        if (de->d_name[0] != '.') {
+                                task_ids((pid_t) atoi(de->d_name), uid, gid, sizeof(uid));
+                                cr_assert_str_eq(uid, "\t0\t0\t0\t0\n", "thread %s", de->d_name);
+                                cr_assert_str_eq(gid, "\t0\t0\t0\t0\n", "thread %s", de->d_name);
+                                tasks++;
+                        }
+                closedir(d);
+                cr_assert_geq(tasks, 2);
+        }
+        cr_assert_eq(pthread_sigmask(SIG_BLOCK, NULL, &after), 0);
+        for (int sig = 1; sig < NSIG; sig++)
+                cr_assert_eq(sigismember(&after, sig), sigismember(&before, sig), "signal %d", sig);
+        cr_assert_eq(sigaction(SIGUSR1, &old, &now), 0);
+        cr_assert_eq(now.sa_handler, SIG_IGN);
+        cr_assert_eq(pthread_sigmask(SIG_UNBLOCK, &block, NULL), 0);
+        close(park_pipe[1]);
+        cr_assert_eq(pthread_join(thread, NULL), 0);
+        close(park_pipe[0]);
+}
+
+/* Other roles get no filter socket and no ready fd. Only a spawn that asks for it (the broker's first
+ * start: its store key may be a systemd credential) learns where systemd's credentials are, and a
+ * worker may not ask; the rest of the environment is dropped. */
 Test(spawn, environment_per_role) {
         pid_t pid;
         int ready = 123, status;
@@ -343,7 +442,7 @@ Test(spawn, environment_per_role) {
         setenv("CREDENTIALS_DIRECTORY", "/run/credentials/bastiond.service", 1);
         setenv("BASTION_TEST_SECRET_ENV", "x", 1);
         cr_assert_eq(sandbox_spawn_notify(&(struct sandbox_spawn) {
-                .name = "broker-like", .role = SANDBOX_ROLE_BROKER,
+                .name = "first-start-like", .role = SANDBOX_ROLE_BROKER, .credentials_directory = true,
                 .argv = (char *[]) { "/bin/sh", "-c",
                                      "test -z \"$" SANDBOX_FILTER_FD_ENV "\" || exit 3; "
                                      "test \"$CREDENTIALS_DIRECTORY\" = /run/credentials/bastiond.service || exit 4; "
@@ -351,7 +450,19 @@ Test(spawn, environment_per_role) {
         }, &pid, &ready), 0);
         cr_assert_eq(ready, -1);
         cr_assert_eq(waitpid(pid, &status, 0), pid);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "first start status %#x", status);
+        cr_assert_eq(sandbox_spawn_notify(&(struct sandbox_spawn) {
+                .name = "broker-like", .role = SANDBOX_ROLE_BROKER,
+                .argv = (char *[]) { "/bin/sh", "-c",
+                                     "test -z \"$CREDENTIALS_DIRECTORY\" || exit 4; "
+                                     "test -z \"$BASTION_TEST_SECRET_ENV\" || exit 5; exit 0", NULL },
+        }, &pid, &ready), 0);
+        cr_assert_eq(waitpid(pid, &status, 0), pid);
         cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "broker status %#x", status);
+        cr_assert_eq(sandbox_spawn_notify(&(struct sandbox_spawn) {
+                .name = "greedy worker", .role = SANDBOX_ROLE_WORKER, .host_uid = 4000213, .host_gid = 4000213,
+                .credentials_directory = true, .argv = (char *[]) { "/bin/true", NULL },
+        }, &pid, &ready), -EINVAL);
         cr_assert_eq(sandbox_spawn_notify(&(struct sandbox_spawn) {
                 .name = "worker-like", .role = SANDBOX_ROLE_WORKER, .host_uid = 4000213, .host_gid = 4000213,
                 .argv = (char *[]) { "/bin/sh", "-c",
