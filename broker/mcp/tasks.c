@@ -411,6 +411,19 @@ static void reply(struct client *c, json_t *id, json_t *result) {
         client_send(c, jsonrpc_result(id, mcp_finish_result(c, ERA_MODERN, result)));
 }
 
+/* The call is made again for the caller as it is now: the policy may have changed since the task was
+ * created (a reload), and an HTTP caller's token with it. */
+static bool may_resume(struct client *c, struct task *t) {
+        const struct server_config *s = config_find_server(&c->b->config, c->server);
+        const struct tool_policy *tp = s ? server_find_tool(s, t->tool) : NULL;
+
+        if (!tp || tp->approval != APPROVAL_NONE || policy_missing_scope(&c->b->config, &c->principal, tp->scopes,
+                                                                          tp->n_scopes))
+                return false;
+        t->runner->principal = c->principal;
+        return true;
+}
+
 static void task_update(struct client *c, struct task *t, json_t *id, json_t *responses) {
         unsigned accepted = 0;
         const char *k;
@@ -430,7 +443,10 @@ static void task_update(struct client *c, struct task *t, json_t *id, json_t *re
         audit_task(t, AUDIT_TASK_UPDATED, detail);
         if (accepted) {
                 t->updated_ms = clock_ms(CLOCK_REALTIME);
-                if (json_object_size(t->input_requests) == 0) {
+                if (json_object_size(t->input_requests) == 0 && !may_resume(c, t))
+                        task_fail(t, JSONRPC_INVALID_PARAMS, "Permission denied: the policy no longer lets this "
+                                  "caller run the tool");
+                else if (json_object_size(t->input_requests) == 0) {
                         _cleanup_json_ json_t *extra = json_pack("{s:O}", "inputResponses", t->answers);
                         if (t->request_state)
                                 json_object_set(extra, "requestState", t->request_state);
