@@ -322,54 +322,36 @@ void tasks_runner_send(struct client *c, json_t *msg) {
                 announce(t);
 }
 
-bool tasks_call(struct client *c, struct upstream *u, json_t *id, const char *tool, json_t *arguments,
-                json_t *meta, json_t *params, bool approval) {
-        const char *support = tasks_tool_support(upstream_tool(u, tool));
+/* A refused creation: every unfinished task of the caller (or of the broker) is still wanted. */
+static void refuse_too_many(struct client *c, json_t *id, const char *tool) {
+        bool mine = c->b->n_tasks < TASKS_MAX;
+        unsigned max = mine ? TASKS_MAX_PER_PRINCIPAL : TASKS_MAX;
+        char msg[256];
+
+        snprintf(msg, sizeof(msg), "Too many tasks: %s holds %u unfinished tasks, the limit; cancel one or wait for "
+                 "one to finish", mine ? "this caller" : "the server", max);
+        log_notice("task for %s refused: too many tasks (%s)", c->principal.sub, mine ? "caller" : "broker");
+        record_denial(c->b, c, tool, msg);
+        client_send(c, jsonrpc_error(id, BASTION_ERROR_OVERLOADED, msg, json_pack("{s:s, s:i}", "limit",
+                                     mine ? "tasks_per_principal" : "tasks", "max", max)));
+}
+
+/* A task in the table with its runner among the broker's clients, waited for by c's request id. */
+static struct task *task_new(struct client *c, json_t *id, const char *tool, bool required, json_t *arguments,
+                             json_t *meta) {
         struct broker *b = c->b;
         uint8_t rnd[TASK_ID_BYTES];
-        struct task *t;
-        json_t *v;
-        int r;
+        struct task *t = calloc(1, sizeof(*t));
 
-        if (!support)
-                return false;
-        if (!tasks_negotiated(meta)) {
-                if (!streq(support, "required"))
-                        return false;
-                client_send(c, jsonrpc_error(id, MCP_MISSING_CLIENT_CAPABILITY, "Missing required client capability: "
-                                             "tool runs only as a task (" TASKS_EXTENSION ")",
-                                             json_pack("{s:{s:{s:{}}}}", "requiredCapabilities", "extensions",
-                                                       TASKS_EXTENSION)));
-                return true;
-        }
-        if (approval)
-                return false;
-        tasks_expire(b);
-        if (!make_room(b, c, true, TASKS_MAX_PER_PRINCIPAL) || !make_room(b, c, false, TASKS_MAX)) {
-                bool mine = b->n_tasks < TASKS_MAX;
-                char msg[256];
-
-                snprintf(msg, sizeof(msg), "Too many tasks: %s holds %u unfinished tasks, the limit; cancel one or "
-                         "wait for one to finish", mine ? "this caller" : "the server", mine ? TASKS_MAX_PER_PRINCIPAL :
-                         TASKS_MAX);
-                log_notice("task for %s refused: too many tasks (%s)", c->principal.sub, mine ? "caller" : "broker");
-                record_denial(b, c, tool, msg);
-                client_send(c, jsonrpc_error(id, BASTION_ERROR_OVERLOADED, msg,
-                                             json_pack("{s:s, s:i}", "limit", mine ? "tasks_per_principal" : "tasks",
-                                                       "max", mine ? TASKS_MAX_PER_PRINCIPAL : TASKS_MAX)));
-                return true;
-        }
-        t = calloc(1, sizeof(*t));
         if (!t || !(t->runner = calloc(1, sizeof(struct client)))) {
                 free(t);
-                client_send(c, jsonrpc_error(id, JSONRPC_INTERNAL_ERROR, "Internal error", NULL));
-                return log_oom(), true;
+                return NULL;
         }
         t->b = b;
         randombytes_buf(rnd, sizeof(rnd));
         sodium_bin2hex(t->id, sizeof(t->id), rnd, sizeof(rnd));
         snprintf(t->tool, sizeof(t->tool), "%s", tool);
-        t->required = streq(support, "required");
+        t->required = required;
         t->created_ms = t->updated_ms = clock_ms(CLOCK_REALTIME);
         t->arguments = arguments ? json_incref(arguments) : json_object();
         /* The call is made again after tasks/update: its _meta without progress (nobody to tell). */
@@ -389,19 +371,51 @@ bool tasks_call(struct client *c, struct upstream *u, json_t *id, const char *to
         t->next = b->tasks;
         b->tasks = t;
         b->n_tasks++;
-        r = sd_event_add_time_relative(b->event, &t->grace, CLOCK_MONOTONIC, TASK_GRACE_MS * 1000ULL,
+        return t;
+}
+
+bool tasks_call(struct client *c, struct upstream *u, json_t *id, const char *tool, json_t *arguments,
+                json_t *meta, json_t *params, bool approval) {
+        const char *support = tasks_tool_support(upstream_tool(u, tool));
+        _cleanup_json_ json_t *extra = NULL;
+        struct task *t;
+        json_t *v;
+        int r;
+
+        if (!support)
+                return false;
+        if (!tasks_negotiated(meta)) {
+                if (!streq(support, "required"))
+                        return false;
+                client_send(c, jsonrpc_error(id, MCP_MISSING_CLIENT_CAPABILITY, "Missing required client capability: "
+                                             "tool runs only as a task (" TASKS_EXTENSION ")",
+                                             json_pack("{s:{s:{s:{}}}}", "requiredCapabilities", "extensions",
+                                                       TASKS_EXTENSION)));
+                return true;
+        }
+        if (approval)
+                return false;
+        tasks_expire(c->b);
+        if (!make_room(c->b, c, true, TASKS_MAX_PER_PRINCIPAL) || !make_room(c->b, c, false, TASKS_MAX)) {
+                refuse_too_many(c, id, tool);
+                return true;
+        }
+        t = task_new(c, id, tool, streq(support, "required"), arguments, meta);
+        if (!t) {
+                client_send(c, jsonrpc_error(id, JSONRPC_INTERNAL_ERROR, "Internal error", NULL));
+                return log_oom(), true;
+        }
+        r = sd_event_add_time_relative(c->b->event, &t->grace, CLOCK_MONOTONIC, TASK_GRACE_MS * 1000ULL,
                                        timer_accuracy_usec(TASK_GRACE_MS * 1000ULL), on_grace, t);
         if (r < 0)
                 log_error_errno(r, "Failed to arm a task's grace timer: %m");
         /* A retry of an MRTR round that came before the task: its answers and state go to the worker. */
-        {
-                _cleanup_json_ json_t *extra = json_object();
-                if ((v = json_object_get(params, "inputResponses")))
-                        json_object_set(extra, "inputResponses", v);
-                if ((v = json_object_get(params, "requestState")))
-                        json_object_set(extra, "requestState", v);
-                run(t, extra);
-        }
+        extra = json_object();
+        if ((v = json_object_get(params, "inputResponses")))
+                json_object_set(extra, "inputResponses", v);
+        if ((v = json_object_get(params, "requestState")))
+                json_object_set(extra, "requestState", v);
+        run(t, extra);  /* t may be gone when it returns (answered synchronously) */
         return true;
 }
 
