@@ -336,6 +336,16 @@ test('without the extension: the task methods and a task-only tool are refused w
   assert.equal(web.error.code, -32021);
 });
 
+test('an official SDK client that knows nothing of tasks (v2, 2026-07-28) is served synchronously', async () => {
+  const c = await daemon.connectV2({ server: 'conformance' });
+  const { tools } = await c.listTools();
+  assert.deepEqual(tools.map((t) => t.name).sort(), [...TOOLS].sort());
+  const r = await c.callTool({ name: 'slow_compute', arguments: { seconds: 1, label: 'sdk' } });
+  assert.deepEqual(r.content, [{ type: 'text', text: 'Computed for 1 second(s): sdk' }]);
+  await assert.rejects(c.callTool({ name: 'failing_job', arguments: {} }), (e) => e.code === -32021);
+  await c.close();
+});
+
 test('input within a task: tasks/update answers part of it, the task waits for the rest, then resumes', async () => {
   const t = (await call(root, 'multi_input', {})).result;
   assert.equal(t.resultType, 'task');
