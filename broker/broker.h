@@ -40,6 +40,7 @@ struct audit_log;
 struct secrets_store;
 struct http_state;
 struct http_session;
+struct task;
 
 enum era { ERA_UNKNOWN, ERA_LEGACY, ERA_MODERN };
 
@@ -157,6 +158,9 @@ struct client {
         bool http;
         struct http_session *session;   /* legacy; NULL for a modern request */
         sd_event_source *http_free;     /* modern: freed once its answer is out */
+        /* A task's own client (mcp/tasks.c): no connection; what is sent to it is the task's worker call
+         * answering, and goes to the task. */
+        struct task *task;
 };
 
 struct broker {
@@ -178,6 +182,8 @@ struct broker {
         struct secrets_store *store;
         struct secret_file *secret_files;       /* what bastiond opened for record_open; then closed */
         struct http_state *http;        /* the front channel, sessions, token keys (broker/http/) */
+        struct task *tasks;             /* io.modelcontextprotocol/tasks (mcp/tasks.c) */
+        unsigned n_tasks;
 };
 
 /* main.c */
@@ -270,6 +276,9 @@ void record_denial_as(struct broker *b, const struct principal *who, const char 
                       const char *reason);
 void record_approval(struct broker *b, int event, const char *id, const struct principal *who,
                      const char *server, const char *tool, const char *decided_by);
+/* ev: an enum audit_task_event. A task's id is recorded: it grants nothing without its principal. */
+void record_task(struct broker *b, int ev, const struct principal *who, const char *server, const char *tool,
+                 const char *task_id, const char *detail);
 void record_worker(struct broker *b, bool up, const char *server, uint64_t generation, const char *detail);
 void record_reload(struct broker *b, bool ok, const char *detail);
 /* Answers a CHAN_CREDENTIAL_REQ (same header id): a sealed memfd of the server's configured credential,

@@ -9,6 +9,7 @@
 
 #include "bounds.h"
 #include "broker.h"
+#include "broker/mcp/tasks.h"
 #include "jsonrpc.h"
 #include "log.h"
 #include "util.h"
@@ -25,6 +26,7 @@ void client_free(struct client *c) {
         struct broker *b = c->b;
 
         upstream_client_gone(b, c);
+        tasks_client_gone(b, c);
         confirm_client_gone(b, c);
         if (c->http)
                 http_client_gone(c);
@@ -35,7 +37,8 @@ void client_free(struct client *c) {
                         *p = c->next;
                         break;
                 }
-        if (!c->http)
+        /* Only accepted connections count (a task's own client has no fd). */
+        if (!c->http && c->fd >= 0)
                 b->n_clients--;
         sd_event_source_disable_unref(c->io);
         safe_close(c->fd);
@@ -61,6 +64,8 @@ void client_send(struct client *c, json_t *msg) {
                 return (void) log_oom();
         if (c->http)
                 return http_client_send(c, msg, NULL);
+        if (c->task)
+                return tasks_runner_send(c, msg);
         s = jsonrpc_dump(msg, &n);
         json_decref(msg);
         if (!s || c->closing)

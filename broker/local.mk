@@ -8,6 +8,8 @@ bastion_broker_SOURCES = \
 	broker/mcp/server.c \
 	broker/mcp/era.c \
 	broker/mcp/principal.c \
+	broker/mcp/tasks.h \
+	broker/mcp/tasks.c \
 	broker/policy/policy.c \
 	broker/approval/confirm.c \
 	broker/approval/approver.c \

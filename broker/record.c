@@ -292,6 +292,14 @@ void record_approval(struct broker *b, int ev, const char *id, const struct prin
                 record_check(b, audit_approval_event(b->audit, ev, id, &p, server, tool, decided_by), "approval");
 }
 
+void record_task(struct broker *b, int ev, const struct principal *who, const char *server, const char *tool,
+                 const char *task_id, const char *detail) {
+        struct audit_principal p = principal_of(b, who);
+
+        if (b->audit)
+                record_check(b, audit_task_event(b->audit, ev, &p, server, tool, task_id, detail), "task");
+}
+
 void record_worker(struct broker *b, bool up, const char *server, uint64_t generation, const char *detail) {
         if (b->audit)
                 record_check(b, audit_worker_event(b->audit, up ? AUDIT_WORKER_START : AUDIT_WORKER_CRASH, server,

@@ -284,6 +284,64 @@ int mcp_server_request(struct mcp_server *s, const char *method, json_t *params,
         }
 }
 
+/* A notifications/cancelled of the request being served. */
+static bool cancels_current(const struct mcp_server *s, const char *line, size_t len) {
+        struct jsonrpc_msg m;
+        bool yes;
+
+        if (!s->current_id || jsonrpc_parse(line, len, &m, NULL) < 0)
+                return false;
+        yes = m.kind == JSONRPC_NOTIFICATION && streq(m.method, "notifications/cancelled") &&
+              json_equal(json_object_get(m.params, "requestId"), (json_t *) s->current_id);
+        jsonrpc_msg_done(&m);
+        return yes;
+}
+
+int mcp_server_sleep(struct mcp_server *s, unsigned ms) {
+        uint64_t deadline = now_ms() + ms;
+        int r;
+
+        /* The cancellation may have come while an earlier call ran, and wait among the deferred lines. */
+        for (size_t i = 0; i < json_array_size(s->deferred); i++) {
+                json_t *l = json_array_get(s->deferred, i);
+                if (cancels_current(s, json_string_value(l), json_string_length(l))) {
+                        json_array_remove(s->deferred, i);
+                        return -ECANCELED;
+                }
+        }
+        for (;;) {
+                struct pollfd p = { .fd = s->in_fd, .events = POLLIN };
+                uint64_t now;
+                char *line;
+                size_t len;
+                ssize_t n;
+
+                while (s->in_fd >= 0 && (r = linebuf_next(&s->in, &line, &len)) != 0) {
+                        if (r < 0)
+                                continue;
+                        if (cancels_current(s, line, len))
+                                return -ECANCELED;
+                        if (json_array_size(s->deferred) < WORKER_MAX_DEFERRED)
+                                json_array_append_new(s->deferred, json_stringn(line, len));
+                        else if ((r = refuse_busy(s, line, len)) < 0)
+                                return r;
+                }
+                now = now_ms();
+                if (now >= deadline)
+                        return 0;
+                r = poll(&p, s->in_fd >= 0 ? 1 : 0, (int) (deadline - now));
+                if (r < 0 && errno != EINTR)
+                        return -errno;
+                if (r <= 0)
+                        continue;
+                n = linebuf_fill(&s->in, s->in_fd);
+                if (n == 0)
+                        return -EPIPE;
+                if (n < 0 && n != -EAGAIN)
+                        return (int) n;
+        }
+}
+
 /* ---- principal ---- */
 
 static bool optional_string(const json_t *v) {
@@ -800,7 +858,8 @@ int mcp_server_run(struct mcp_server *s, int in_fd) {
 
 /* ---- set-up ---- */
 
-static json_t *tool_describe(const struct tool *t, json_t *input_schema) {
+static json_t *tool_describe(const struct domain *dom, const struct tool *t, json_t *input_schema) {
+        const char *task_support = dom->task_support ? dom->task_support(t->name) : NULL;
         json_t *d = json_pack("{s:s, s:s, s:s, s:O, s:{s:s, s:b, s:b, s:b, s:b}}",
                               "name", t->name, "title", t->title, "description", t->description,
                               "inputSchema", input_schema,
@@ -809,6 +868,8 @@ static json_t *tool_describe(const struct tool *t, json_t *input_schema) {
                               "openWorldHint", t->open_world);
         json_t *out;
 
+        if (d && task_support)
+                json_object_set_new(d, "execution", json_pack("{s:s}", "taskSupport", task_support));
         if (!d || !t->output_schema)
                 return d;
         out = json_loads(t->output_schema, 0, NULL);
@@ -841,7 +902,7 @@ static int tools_prepare(struct mcp_server *s) {
                 /* Fail at start-up, not per call, when a schema uses what the validator cannot check. */
                 if (t->handler && schema_check(s->input_schemas[i], err, sizeof(err)) < 0)
                         return log_error_errno(EINVAL, "Input schema of tool %s: %s", t->name, err);
-                if (json_array_append_new(list, tool_describe(t, s->input_schemas[i])) < 0)
+                if (json_array_append_new(list, tool_describe(s->domain, t, s->input_schemas[i])) < 0)
                         return -EINVAL;
         }
         return 0;

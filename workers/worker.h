@@ -107,6 +107,10 @@ struct domain {
          * the prompt or resource template `ref`. Declares the completions capability. */
         int (*complete)(void *state, const json_t *ref, const char *argument, const char *value,
                         json_t **ret_values);
+        /* Optional: a tool's tools/list execution.taskSupport ("optional" or "required"), or NULL. The
+         * broker may then run its calls as tasks of the io.modelcontextprotocol/tasks extension
+         * (docs/broker.md, Tasks). */
+        const char *(*task_support)(const char *tool);
         /* Declares the logging capability (notifications/message, logging/setLevel). */
         bool logging;
         /* Declares resources.subscribe: subscriptions are tracked by the skeleton (see
@@ -183,6 +187,10 @@ int mcp_server_log(struct mcp_server *s, const char *level, const char *logger, 
  * the client or the broker refused), or a negative errno (-ETIMEDOUT, -EPIPE, ...). */
 int mcp_server_request(struct mcp_server *s, const char *method, json_t *params, unsigned timeout_ms,
                        json_t **ret_result, json_t **ret_error);
+/* Waits ms milliseconds on behalf of the request being served, deferring what arrives meanwhile;
+ * -ECANCELED as soon as the broker cancels that request (notifications/cancelled), so a long tool
+ * does not hold the worker for a call nobody waits for. 0 when the time is up. */
+int mcp_server_sleep(struct mcp_server *s, unsigned ms);
 /* Sends notifications/resources/updated when the URI is subscribed. */
 int mcp_server_resource_updated(struct mcp_server *s, const char *uri);
 /* The client capabilities the request carries (_meta io.modelcontextprotocol/clientCapabilities, which

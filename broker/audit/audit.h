@@ -112,6 +112,8 @@ enum audit_approval_event {
 
 enum audit_worker_event { AUDIT_WORKER_START, AUDIT_WORKER_CRASH, AUDIT_WORKER_ATTESTATION_FAILURE };
 
+enum audit_task_event { AUDIT_TASK_CREATED, AUDIT_TASK_UPDATED, AUDIT_TASK_CANCELLED };
+
 /* Intent of a call, before the worker is asked. Side-effecting calls pass AUDIT_DURABLE.
  * *ret_seq is the id the matching result record refers to. */
 int audit_call_intent(struct audit_log *log, const struct audit_principal *p, const char *server,
@@ -128,6 +130,10 @@ int audit_approval_event(struct audit_log *log, enum audit_approval_event ev, co
                          const char *decided_by);
 int audit_worker_event(struct audit_log *log, enum audit_worker_event ev, const char *server,
                        uint64_t generation, const char *detail);
+/* A task of the io.modelcontextprotocol/tasks extension: created (announced to its client), updated
+ * (tasks/update) or cancelled (tasks/cancel); detail says what became of it. */
+int audit_task_event(struct audit_log *log, enum audit_task_event ev, const struct audit_principal *p,
+                     const char *server, const char *tool, const char *task_id, const char *detail);
 int audit_config_reload(struct audit_log *log, const char *path, bool ok, const char *detail);
 /* Only the credential's name is recorded, never its value. */
 int audit_credential_handed(struct audit_log *log, const char *server, const char *credential_name);

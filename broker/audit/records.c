@@ -28,6 +28,12 @@ static const char *const worker_types[] = {
         [AUDIT_WORKER_ATTESTATION_FAILURE] = "worker.attestation_failure",
 };
 
+static const char *const task_types[] = {
+        [AUDIT_TASK_CREATED] = "task.created",
+        [AUDIT_TASK_UPDATED] = "task.updated",
+        [AUDIT_TASK_CANCELLED] = "task.cancelled",
+};
+
 const char *audit_status_to_string(enum audit_status s) {
         return (unsigned) s < ELEMENTSOF(status_names) ? status_names[s] : NULL;
 }
@@ -200,6 +206,18 @@ int audit_worker_event(struct audit_log *log, enum audit_worker_event ev, const 
                   set_str(o, "detail", detail) < 0))
                 return json_decref(o), -ENOMEM;
         return append_owned(log, worker_types[ev], o, AUDIT_BATCHED, NULL);
+}
+
+int audit_task_event(struct audit_log *log, enum audit_task_event ev, const struct audit_principal *p,
+                     const char *server, const char *tool, const char *task_id, const char *detail) {
+        json_t *o;
+
+        if ((unsigned) ev >= ELEMENTSOF(task_types))
+                return -EINVAL;
+        o = base(p, server, tool);
+        if (o && (set_str(o, "task_id", task_id) < 0 || set_str(o, "detail", detail) < 0))
+                return json_decref(o), -ENOMEM;
+        return append_owned(log, task_types[ev], o, AUDIT_BATCHED, NULL);
 }
 
 int audit_config_reload(struct audit_log *log, const char *path, bool ok, const char *detail) {

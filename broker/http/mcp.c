@@ -514,6 +514,13 @@ static void modern_post(struct http_state *h, const struct http_request *r, cons
                         return reply_rpc_error(h, r, 400, m->id, MCP_HEADER_MISMATCH,
                                                "Header mismatch: Mcp-Name must equal the name or uri", NULL);
         }
+        /* SEP-2663: the task methods name their task in Mcp-Name (a request without a taskId is refused
+         * by the broker as invalid params). */
+        if ((streq(m->method, "tasks/get") || streq(m->method, "tasks/update") || streq(m->method, "tasks/cancel")) &&
+            json_is_string(json_object_get(m->params, "taskId")) &&
+            !header_value_is(http_header(r, "mcp-name"), json_string_value(json_object_get(m->params, "taskId"))))
+                return reply_rpc_error(h, r, 400, m->id, MCP_HEADER_MISMATCH,
+                                       "Header mismatch: Mcp-Name must equal params.taskId", NULL);
         if (streq(m->method, "tools/call")) {
                 struct upstream *u = upstream_get(h->b, s->name);
                 const json_t *tool = u ? upstream_tool(u, json_string_value(json_object_get(m->params, "name"))) : NULL;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "broker/broker.h"
+#include "broker/mcp/tasks.h"
 #include "jsonrpc.h"
 #include "log.h"
 #include "schema.h"
@@ -53,6 +54,19 @@ static void reply_tool_error(struct client *c, enum era era, json_t *id, const c
         reply(c, era, id, json_pack("{s:[{s:s, s:s}], s:b}", "content", "type", "text", "text", text, "isError", 1));
 }
 
+/* A tool the caller may see declares task support: the tasks extension is offered (2026-07-28). */
+static bool offers_tasks(const struct client *c, const struct upstream *u) {
+        const json_t *t;
+        size_t i;
+
+        json_array_foreach(u->tools, i, t)
+                if (tasks_tool_support(t) &&
+                    policy_tool_visible(&c->b->config, &c->principal, c->server,
+                                        json_string_value(json_object_get(t, "name"))))
+                        return true;
+        return false;
+}
+
 /* What the worker offers (its initialize answer) and the policy lets through. Subscriptions and
  * logging/setLevel exist in 2025-11-25 only. */
 static json_t *capabilities(const struct client *c, enum era era) {
@@ -71,6 +85,8 @@ static json_t *capabilities(const struct client *c, enum era era) {
                 json_object_set_new(caps, "completions", json_object());
         if (era == ERA_LEGACY && json_object_get(worker, "logging"))
                 json_object_set_new(caps, "logging", json_object());
+        if (era == ERA_MODERN && u && offers_tasks(c, u))
+                json_object_set_new(caps, "extensions", json_pack("{s:{}}", TASKS_EXTENSION));
         return caps;
 }
 
@@ -130,7 +146,14 @@ static void handle_tools_list(struct client *c, enum era era, json_t *id, json_t
         tools = json_array();
         json_array_foreach(u->tools, i, t) {
                 const char *name = json_string_value(json_object_get(t, "name"));
-                if (name && policy_tool_visible(&c->b->config, &c->principal, c->server, name))
+                if (!name || !policy_tool_visible(&c->b->config, &c->principal, c->server, name))
+                        continue;
+                if (era == ERA_LEGACY && json_object_get(t, "execution")) {
+                        /* Tasks are the 2026-07-28 extension's: no 2025-11-25 client is told of them. */
+                        json_t *copy = json_copy(t);
+                        json_object_del(copy, "execution");
+                        json_array_append_new(tools, copy);
+                } else
                         json_array_append(tools, t);
         }
         if (era == ERA_MODERN)
@@ -190,6 +213,8 @@ static void handle_tools_call(struct client *c, enum era era, json_t *id, json_t
                                    "may run", NULL);
         if (c->inflight >= cfg->max_inflight)
                 return reply_error(c, id, BASTION_ERROR_OVERLOADED, "Too many calls in flight on this connection", NULL);
+        if (era == ERA_MODERN && tasks_call(c, u, id, name, arguments, meta, params, tp->approval != APPROVAL_NONE))
+                return;
         if (tp->approval == APPROVAL_CONFIRM)
                 return confirm_call(c, era, id, name, arguments, meta, params);
         if (tp->approval == APPROVAL_APPROVER)
@@ -416,7 +441,8 @@ static void handle_legacy(struct client *c, const struct jsonrpc_msg *m) {
 static void handle_modern(struct client *c, const struct jsonrpc_msg *m) {
         static const char *const methods[] = { "server/discover", "tools/list", "tools/call", "resources/list",
                                                "resources/templates/list", "resources/read", "prompts/list",
-                                               "prompts/get", "completion/complete" };
+                                               "prompts/get", "completion/complete", "tasks/get", "tasks/update",
+                                               "tasks/cancel" };
         json_t *meta = json_object_get(m->params, "_meta");
         json_t *version = json_object_get(meta, META_PROTOCOL_VERSION);
         bool known = false;
@@ -434,6 +460,8 @@ static void handle_modern(struct client *c, const struct jsonrpc_msg *m) {
                                    json_pack("{s:[s], s:O}", "supported", MCP_MODERN_VERSION, "requested", version));
         if (streq(m->method, "server/discover"))
                 return handle_discover(c, m->id);
+        if (strncmp(m->method, "tasks/", 6) == 0)
+                return tasks_handle(c, m->method, m->id, m->params);
         handle_common(c, ERA_MODERN, m);
 }
 

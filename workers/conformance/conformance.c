@@ -462,6 +462,118 @@ static int t_irr_capabilities(struct tool_call *call, json_t **ret) {
         return input_required(call, requests, NULL, 0, ret);
 }
 
+/* ---- 2026-07-28: the tasks extension (SEP-2663) ----
+ *
+ * Which call becomes a task is the broker's decision (docs/broker.md, Tasks): these tools only declare
+ * execution.taskSupport, run, and ask through InputRequiredResult. The broker waits briefly for a
+ * worker's first answer before it makes the call a task, so a tool that asks before working (the MRTR
+ * round of test_tool_with_task) is answered at once, and the tools that are to ask within a task or
+ * fail within one first work for a second. Every wait ends early when the broker cancels the call. */
+
+/* How long the task fixtures "work" before they ask or fail. */
+#define TASK_WORK_MS 1000
+
+/* Works for ms; 1 with *ret set when the call was cancelled meanwhile (the answer is dropped). */
+static int work(struct tool_call *call, unsigned ms, json_t **ret) {
+        int r = mcp_server_sleep(call->server, ms);
+
+        if (r == -ECANCELED) {
+                r = tool_fail(ret, "Cancelled");
+                return r < 0 ? r : 1;
+        }
+        return r;
+}
+
+static int t_greet(struct tool_call *call, json_t **ret) {
+        return text(ret, "Hello, %s!", json_string_value(json_object_get(call->arguments, "name")));
+}
+
+static int t_slow_compute(struct tool_call *call, json_t **ret) {
+        double seconds = json_number_value(json_object_get(call->arguments, "seconds"));
+        const char *label = json_string_value(json_object_get(call->arguments, "label"));
+        int r = work(call, (unsigned) (seconds * 1000), ret);
+
+        if (r != 0)
+                return r < 0 ? r : 0;
+        return text(ret, "Computed for %g second(s)%s%s", seconds, label ? ": " : "", label ? label : "");
+}
+
+static int t_confirm_delete(struct tool_call *call, json_t **ret) {
+        const char *filename = json_string_value(json_object_get(call->arguments, "filename"));
+        const json_t *a = response(call, "confirm");
+        int r;
+
+        if (a) {
+                bool yes = streq(json_string_value(json_object_get(a, "action")), "accept") &&
+                           json_is_true(json_object_get(json_object_get(a, "content"), "confirm"));
+                /* A fixture: nothing is deleted either way. */
+                return text(ret, yes ? "Deleted %s" : "Kept %s", filename);
+        }
+        r = work(call, TASK_WORK_MS, ret);
+        if (r != 0)
+                return r < 0 ? r : 0;
+        return input_required(call, json_pack("{s:o}", "confirm", ask_field("Delete this file?", "confirm", "boolean")),
+                              NULL, 0, ret);
+}
+
+static int t_multi_input(struct tool_call *call, json_t **ret) {
+        const json_t *name = response(call, "name"), *confirm = response(call, "confirm");
+        int r;
+
+        if (name && confirm)
+                return text(ret, "Got both inputs: %s", answered(name, "name") ?: "(no name)");
+        r = work(call, TASK_WORK_MS, ret);
+        if (r != 0)
+                return r < 0 ? r : 0;
+        /* Two questions at once: a client may answer them one at a time. */
+        return input_required(call, json_pack("{s:o, s:o}", "name", ask_name("What is your name?"),
+                                              "confirm", ask_field("Proceed?", "confirm", "boolean")), NULL, 0, ret);
+}
+
+static int t_failing_job(struct tool_call *call, json_t **ret) {
+        int r = work(call, TASK_WORK_MS, ret);
+
+        if (r != 0)
+                return r < 0 ? r : 0;
+        return tool_fail(ret, "The job failed: this fixture always fails");
+}
+
+static int t_protocol_error_job(struct tool_call *call, json_t **ret) {
+        int r = work(call, TASK_WORK_MS, ret);
+
+        if (r != 0)
+                return r < 0 ? r : 0;
+        call->error_code = -32603;
+        call->error_message = "Internal error: the job crashed";
+        return 0;
+}
+
+/* Asks for a name first (answered synchronously, MRTR), then works and answers within a task. */
+static int t_tool_with_task(struct tool_call *call, json_t **ret) {
+        const json_t *a = response(call, "user_name");
+        int r;
+
+        if (!a)
+                return input_required(call, json_pack("{s:o}", "user_name", ask_name("What is your name?")), NULL, 0, ret);
+        r = work(call, TASK_WORK_MS, ret);
+        if (r != 0)
+                return r < 0 ? r : 0;
+        return text(ret, "Hello, %s! The task is done.", answered(a, "name") ?: "stranger");
+}
+
+static const char *conformance_task_support(const char *tool) {
+        static const struct { const char *tool, *support; } table[] = {
+                { "slow_compute", "optional" }, { "confirm_delete", "optional" }, { "multi_input", "optional" },
+                { "protocol_error_job", "optional" }, { "failing_job", "required" },
+                { "test_tool_with_task", "required" },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(table); i++)
+                if (streq(table[i].tool, tool))
+                        return table[i].support;
+        return NULL;
+}
+
 /* JSON Schema 2020-12 keywords a host must see unchanged ($defs with $anchor, $ref, allOf/anyOf,
  * if/then/else). Bastion cannot enforce them, so the tool is listed but never runs. */
 #define SCHEMA_2020_12 \
@@ -527,6 +639,23 @@ static const struct tool conformance_tools[] = {
           "{\"type\":\"object\",\"properties\":{\"region\":{\"type\":\"string\",\"x-mcp-header\":\"Region\"},"
           "\"priority\":{\"type\":\"integer\",\"x-mcp-header\":\"Priority\"},\"query\":{\"type\":\"string\"}},"
           "\"required\":[\"region\"]}", NULL, true, false, true, false, t_custom_headers },
+        { "greet", "Greet", "Greets by name, synchronously",
+          "{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\"}},\"required\":[\"name\"]}", NULL,
+          true, false, true, false, t_greet },
+        { "slow_compute", "Slow computation", "Works for the given number of seconds (may run as a task)",
+          "{\"type\":\"object\",\"properties\":{\"seconds\":{\"type\":\"number\",\"minimum\":0,\"maximum\":3600},\"label\":{\"type\":\"string\"}},\"required\":[\"seconds\"]}", NULL,
+          true, false, true, false, t_slow_compute },
+        { "confirm_delete", "Confirm a deletion", "Asks the user before it (pretends to) delete a file",
+          "{\"type\":\"object\",\"properties\":{\"filename\":{\"type\":\"string\"}},\"required\":[\"filename\"]}",
+          NULL, true, false, true, false, t_confirm_delete },
+        { "multi_input", "Two questions", "Asks two things at once", NO_ARGS, NULL, true, false, true, false,
+          t_multi_input },
+        { "failing_job", "Failing job", "Works a second, then answers with a tool error; only as a task", NO_ARGS,
+          NULL, true, false, true, false, t_failing_job },
+        { "protocol_error_job", "Crashing job", "Works a second, then fails with a JSON-RPC error", NO_ARGS, NULL,
+          true, false, true, false, t_protocol_error_job },
+        { "test_tool_with_task", "Ask, then a task", "Asks a name synchronously, then works as a task", NO_ARGS,
+          NULL, true, false, true, false, t_tool_with_task },
 };
 
 /* ---- resources ---- */
@@ -697,6 +826,7 @@ const struct domain conformance_domain = {
         .prompts = conformance_prompts,
         .n_prompts = ELEMENTSOF(conformance_prompts),
         .complete = conformance_complete,
+        .task_support = conformance_task_support,
         .logging = true,
         .subscribe = true,
 };
