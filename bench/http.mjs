@@ -1,10 +1,11 @@
 // bench/http: tools/call get_stock per second and p50/p99 latency at 1, 16 and 64 connections over TLS
 // keep-alive with a bearer JWT, through the whole Bastion chain (bastion-front -> broker -> sandboxed
-// worker -> SQLite), with the broker's verified-token cache on and off, against the official TypeScript
-// SDK's Streamable HTTP server (McpServer + StreamableHTTPServerTransport, JSON responses) serving a
-// get_stock tool over TLS in its own process, same load generator, same run; printed as a table with the
-// ratio, and the sandboxed worker on its own stdio (bench/calls) as the baseline. It prints; it asserts
-// nothing. The load generator is wrk (apt-get install wrk).
+// worker -> SQLite), with the broker's verified-token cache on (an ES256 token) and off (an ES256 and an
+// RS256 token), against the official TypeScript SDK's Streamable HTTP server (McpServer +
+// StreamableHTTPServerTransport, JSON responses) serving a get_stock tool over TLS in its own process,
+// same load generator, same run; printed as a table with the ratio, and the sandboxed worker on its own
+// stdio (bench/calls) as the baseline. It prints; it asserts nothing. The load generator is wrk
+// (apt-get install wrk).
 // Usage (as root, after `npm ci` in tests/): node bench/http.mjs [BUILD_DIR [SECONDS]]
 // (`node bench/http.mjs --sdk-server PORT CERT KEY` is the SDK server's own process.)
 import { spawn, spawnSync } from 'node:child_process';
@@ -38,7 +39,7 @@ async function freePort() {
 // ---- keys, certificate, token ----
 
 const SERVER_MODE = process.argv[2] === '--sdk-server';
-let dir, cert, key, ca, signer;
+let dir, cert, key, ca, signers;
 
 function setup() {
   dir = mkdtempSync('/tmp/bastion-bench-http-');
@@ -49,20 +50,30 @@ function setup() {
     '-out', cert, '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'], { encoding: 'utf8' });
   if (gen.status !== 0) throw new Error(gen.stderr);
   ca = readFileSync(cert);
-  signer = { kid: 'bench', ...generateKeyPairSync('ec', { namedCurve: 'P-256' }) };
-  writeFileSync(join(dir, 'jwks.json'), JSON.stringify({ keys: [{ ...signer.publicKey.export({ format: 'jwk' }), kid: 'bench', alg: 'ES256', use: 'sig' }] }));
+  // Two signing keys: ES256 (P-256) and RS256 (2048 bits). Verifying one ES256 signature costs ~70 µs
+  // on this class of CPU, an RS256 one ~20 µs (`openssl speed ecdsap256 rsa2048`): with the token cache
+  // off, which one the issuer uses moves the broker's cost per call more than anything Bastion does.
+  signers = {
+    ES256: { kid: 'bench-es256', ...generateKeyPairSync('ec', { namedCurve: 'P-256' }) },
+    RS256: { kid: 'bench-rs256', ...generateKeyPairSync('rsa', { modulusLength: 2048 }) },
+  };
+  writeFileSync(join(dir, 'jwks.json'), JSON.stringify({ keys: Object.entries(signers).map(([alg, s]) =>
+    ({ ...s.publicKey.export({ format: 'jwk' }), kid: s.kid, alg, use: 'sig' })) }));
 }
 
-function token(aud) {
+function token(aud, alg) {
   const now = Math.floor(Date.now() / 1000);
-  const input = `${b64u(JSON.stringify({ typ: 'at+jwt', alg: 'ES256', kid: 'bench' }))}.${b64u(JSON.stringify({
+  const s = signers[alg];
+  const input = `${b64u(JSON.stringify({ typ: 'at+jwt', alg, kid: s.kid }))}.${b64u(JSON.stringify({
     iss: ISSUER, aud, sub: 'bench', iat: now, exp: now + 3600, bastion_role: 'auditor', scope: 'inventory:read' }))}`;
-  return `${input}.${b64u(cryptoSign('sha256', Buffer.from(input), { key: signer.privateKey, dsaEncoding: 'ieee-p1363' }))}`;
+  return `${input}.${b64u(cryptoSign('sha256', Buffer.from(input), alg === 'ES256' ?
+    { key: s.privateKey, dsaEncoding: 'ieee-p1363' } : { key: s.privateKey }))}`;
 }
 
 // ---- bastiond ----
 
-async function startBastion(cache) {
+// One bastiond; a target per token algorithm in algs, all on the same daemon.
+async function startBastion(cache, algs) {
   const port = await freePort();
   const d = join(dir, cache ? 'cache' : 'nocache');
   spawnSync('mkdir', ['-p', d]);
@@ -84,11 +95,12 @@ oauth = { issuer = "${ISSUER}"; jwks_file = "${dir}/jwks.json"; authorization_se
   let stderr = '';
   proc.stderr.setEncoding('utf8').on('data', (s) => (stderr += s));
   const base = `https://127.0.0.1:${port}`;
-  const target = { name: `bastion (token cache ${cache ? 'on' : 'off'})`, pid: proc.pid, base, path: '/mcp/inventory', auth: `Bearer ${token(`${base}/mcp/inventory`)}`,
-    stop: async () => { proc.kill('SIGTERM'); await new Promise((r) => proc.on('exit', r)); } };
+  const stop = async () => { proc.kill('SIGTERM'); await new Promise((r) => proc.on('exit', r)); };
+  const targets = algs.map((alg) => ({ name: `bastion (cache ${cache ? 'on' : 'off'}, ${alg})`, pid: proc.pid, base,
+    path: '/mcp/inventory', auth: `Bearer ${token(`${base}/mcp/inventory`, alg)}`, stop }));
   for (let i = 0; i < 200; i++) {
-    const r = await call(new Agent({ keepAlive: true, ca }), target, initBody(0), {}).catch(() => null);
-    if (r?.status === 200) return target;
+    const r = await call(new Agent({ keepAlive: true, ca }), targets[0], initBody(0), {}).catch(() => null);
+    if (r?.status === 200) return targets;
     await sleep(100);
   }
   proc.kill('SIGKILL');
@@ -278,11 +290,14 @@ async function main() {
   const direct = workerDirect();
   setup();
   try {
-    for (const start of [() => startBastion(true), () => startBastion(false), startSdk]) {
-      const target = await start();
-      results[target.name] = {};
-      for (const c of CONCURRENCY) results[target.name][c] = await measure(target, c);
-      await target.stop();
+    for (const start of [() => startBastion(true, ['ES256']), () => startBastion(false, ['ES256', 'RS256']),
+      async () => [await startSdk()]]) {
+      const targets = await start();
+      for (const target of targets) {
+        results[target.name] = {};
+        for (const c of CONCURRENCY) results[target.name][c] = await measure(target, c);
+      }
+      await targets[0].stop();
     }
   } finally {
     // bastiond made the audit files append-only (bastion-audit(5)): lift the flag, or they cannot go.
@@ -290,7 +305,7 @@ async function main() {
     rmSync(dir, { recursive: true, force: true });
   }
   const sdk = results['official SDK server'];
-  console.log(`tools/call get_stock over TLS keep-alive, legacy 2025-11-25 sessions, ES256 JWT, ${SECONDS} s per cell ` +
+  console.log(`tools/call get_stock over TLS keep-alive, legacy 2025-11-25 sessions, JWT (ES256 P-256 or RS256 2048), ${SECONDS} s per cell ` +
     `after 1 s warm-up; load: wrk (-t1, -t4 at 64 conns: one session per thread) pinned to CPU ${CPUS - 1} (taskset), servers unpinned, ${CPUS} CPUs`);
   console.log(`${'server'.padEnd(28)} ${'conns'.padStart(5)} ${'calls/s'.padStart(9)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ` +
     `${'vs SDK'.padStart(7)} ${'CPU µs/call'.padStart(12)} ${'vs SDK'.padStart(7)}`);
