@@ -229,40 +229,26 @@ static int refuse_busy(struct mcp_server *s, const char *line, size_t len) {
         return reply ? send_msg(s, reply) : 0;
 }
 
-int mcp_server_request(struct mcp_server *s, const char *method, json_t *params, unsigned timeout_ms,
-                       json_t **ret_result, json_t **ret_error) {
-        uint64_t deadline = now_ms() + timeout_ms;
-        int64_t id = ++s->next_request_id;
-        _cleanup_json_ json_t *idj = json_integer(id);
-        int r;
-
-        *ret_result = *ret_error = NULL;
-        if (s->in_fd < 0) {
-                json_decref(params);
-                return -ENOTCONN;
-        }
-        r = send_msg(s, jsonrpc_request(idj, method, with_related(s, params ? params : json_object())));
-        if (r < 0)
-                return r;
+/* Reads the channel until match() claims a line or the deadline passes (then: on_deadline). match()
+ * answers 0 (not mine: the line waits in s->deferred for the main loop), 1 (claimed: 0 is returned) or
+ * -errno (claimed: returned). */
+static int wait_for_line(struct mcp_server *s, uint64_t deadline, int on_deadline,
+                         int (*match)(struct mcp_server *s, const char *line, size_t len, void *userdata),
+                         void *userdata) {
         for (;;) {
                 struct pollfd p = { .fd = s->in_fd, .events = POLLIN };
-                struct jsonrpc_msg m;
                 uint64_t now;
                 char *line;
                 size_t len;
                 ssize_t n;
+                int r;
 
-                while ((r = linebuf_next(&s->in, &line, &len)) != 0) {
+                while (s->in_fd >= 0 && (r = linebuf_next(&s->in, &line, &len)) != 0) {
                         if (r < 0)
                                 continue;       /* oversized: dropped; the sender hears of it later */
-                        if (is_answer(line, len, id, &m)) {
-                                if (m.error)
-                                        *ret_error = json_incref(m.error);
-                                else
-                                        *ret_result = json_incref(m.result);
-                                jsonrpc_msg_done(&m);
-                                return 0;
-                        }
+                        r = match(s, line, len, userdata);
+                        if (r != 0)
+                                return r > 0 ? 0 : r;
                         if (json_array_size(s->deferred) < WORKER_MAX_DEFERRED)
                                 json_array_append_new(s->deferred, json_stringn(line, len));
                         else if ((r = refuse_busy(s, line, len)) < 0)
@@ -270,8 +256,8 @@ int mcp_server_request(struct mcp_server *s, const char *method, json_t *params,
                 }
                 now = now_ms();
                 if (now >= deadline)
-                        return -ETIMEDOUT;
-                r = poll(&p, 1, (int) (deadline - now));
+                        return on_deadline;
+                r = poll(&p, s->in_fd >= 0 ? 1 : 0, (int) (deadline - now));
                 if (r < 0 && errno != EINTR)
                         return -errno;
                 if (r <= 0)
@@ -282,6 +268,43 @@ int mcp_server_request(struct mcp_server *s, const char *method, json_t *params,
                 if (n < 0 && n != -EAGAIN)
                         return (int) n;
         }
+}
+
+struct awaited {
+        int64_t id;
+        json_t **ret_result, **ret_error;
+};
+
+static int match_answer(struct mcp_server *s, const char *line, size_t len, void *userdata) {
+        struct awaited *a = userdata;
+        struct jsonrpc_msg m;
+
+        if (!is_answer(line, len, a->id, &m))
+                return 0;
+        if (m.error)
+                *a->ret_error = json_incref(m.error);
+        else
+                *a->ret_result = json_incref(m.result);
+        jsonrpc_msg_done(&m);
+        return 1;
+}
+
+int mcp_server_request(struct mcp_server *s, const char *method, json_t *params, unsigned timeout_ms,
+                       json_t **ret_result, json_t **ret_error) {
+        uint64_t deadline = now_ms() + timeout_ms;
+        struct awaited a = { .id = ++s->next_request_id, .ret_result = ret_result, .ret_error = ret_error };
+        _cleanup_json_ json_t *idj = json_integer(a.id);
+        int r;
+
+        *ret_result = *ret_error = NULL;
+        if (s->in_fd < 0) {
+                json_decref(params);
+                return -ENOTCONN;
+        }
+        r = send_msg(s, jsonrpc_request(idj, method, with_related(s, params ? params : json_object())));
+        if (r < 0)
+                return r;
+        return wait_for_line(s, deadline, -ETIMEDOUT, match_answer, &a);
 }
 
 /* A notifications/cancelled of the request being served. */
@@ -297,10 +320,11 @@ static bool cancels_current(const struct mcp_server *s, const char *line, size_t
         return yes;
 }
 
-int mcp_server_sleep(struct mcp_server *s, unsigned ms) {
-        uint64_t deadline = now_ms() + ms;
-        int r;
+static int match_cancel(struct mcp_server *s, const char *line, size_t len, void *userdata) {
+        return cancels_current(s, line, len) ? -ECANCELED : 0;
+}
 
+int mcp_server_sleep(struct mcp_server *s, unsigned ms) {
         /* The cancellation may have come while an earlier call ran, and wait among the deferred lines. */
         for (size_t i = 0; i < json_array_size(s->deferred); i++) {
                 json_t *l = json_array_get(s->deferred, i);
@@ -309,37 +333,7 @@ int mcp_server_sleep(struct mcp_server *s, unsigned ms) {
                         return -ECANCELED;
                 }
         }
-        for (;;) {
-                struct pollfd p = { .fd = s->in_fd, .events = POLLIN };
-                uint64_t now;
-                char *line;
-                size_t len;
-                ssize_t n;
-
-                while (s->in_fd >= 0 && (r = linebuf_next(&s->in, &line, &len)) != 0) {
-                        if (r < 0)
-                                continue;
-                        if (cancels_current(s, line, len))
-                                return -ECANCELED;
-                        if (json_array_size(s->deferred) < WORKER_MAX_DEFERRED)
-                                json_array_append_new(s->deferred, json_stringn(line, len));
-                        else if ((r = refuse_busy(s, line, len)) < 0)
-                                return r;
-                }
-                now = now_ms();
-                if (now >= deadline)
-                        return 0;
-                r = poll(&p, s->in_fd >= 0 ? 1 : 0, (int) (deadline - now));
-                if (r < 0 && errno != EINTR)
-                        return -errno;
-                if (r <= 0)
-                        continue;
-                n = linebuf_fill(&s->in, s->in_fd);
-                if (n == 0)
-                        return -EPIPE;
-                if (n < 0 && n != -EAGAIN)
-                        return (int) n;
-        }
+        return wait_for_line(s, now_ms() + ms, 0, match_cancel, NULL);
 }
 
 /* ---- principal ---- */
