@@ -61,9 +61,8 @@ struct spawn_report {
 };
 
 /* The clone's stack until its exec: a few hundred bytes of frames, an array of fds and the spawn_ctx
- * copy; the lowest page is a guard. */
+ * copy; a guard page below it. */
 #define SPAWN_STACK_SIZE (64 * 1024)
-#define SPAWN_STACK_GUARD 4096
 
 /* Everything the child needs, computed before the clone so the child only makes system calls. */
 struct spawn_ctx {
@@ -81,6 +80,14 @@ struct spawn_ctx {
 /* Variables a confined program may inherit: log verbosity, and the sanitizer runtimes' options. */
 static const char *const kept_env[] = {
         "BASTION_LOG_LEVEL", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS",
+};
+
+/* The environment a child gets, built before the clone; it lives on the spawner's stack until the
+ * child's exec has copied it. */
+struct spawn_env {
+        char kept[ELEMENTSOF(kept_env) + 1][512];      /* kept_env[], or an ASAN_OPTIONS of ours */
+        char filter[64];
+        char credentials[512];
 };
 
 /* Everything from here to spawn_child() runs in the clone, which shares the supervisor's memory until
@@ -249,7 +256,10 @@ static int child_ids(const struct spawn_ctx *c) {
             (r = raw_syscall(SYS_setgroups, 0, NULL)) < 0 ||
             (r = raw_syscall(SYS_setresuid, uid, uid, uid)) < 0)
                 return (int) r;
-        return 0;
+        /* The switch reset the (shared) memory's dumpable flag to fs.suid_dumpable: clear it again
+         * (vm_share_begin()). */
+        r = raw_syscall(SYS_prctl, PR_SET_DUMPABLE, 0, 0, 0, 0);
+        return r < 0 ? (int) r : 0;
 }
 
 /* A worker keeps CAP_SYS_ADMIN (its mount tree) and CAP_SETPCAP (securebits, bounding set) for
@@ -314,7 +324,8 @@ static int spawn_child(void *arg) {
         child_fail(c, STEP_EXEC, (int) -r);
 }
 
-static pid_t spawn_clone(struct spawn_ctx *c, void *stack) {
+/* stack_top: the highest address of the child's stack (it grows down from there). */
+static pid_t spawn_clone(struct spawn_ctx *c, void *stack_top) {
         unsigned long flags = SIGCHLD | (c->userns ? SANDBOX_SPAWN_NS_FLAGS : 0);
 #ifdef BASTION_SANITIZERS
         /* ASan knows no stack but the thread's, and would keep the shadow of the child's frames for
@@ -322,12 +333,12 @@ static pid_t spawn_clone(struct spawn_ctx *c, void *stack) {
          * memory, the child on its copy of our stack). */
         pid_t pid = (pid_t) syscall(SYS_clone, flags, NULL, NULL, NULL, 0);
 
-        (void) stack;
+        (void) stack_top;
         if (pid == 0)
                 (void) spawn_child(c);
         return pid;
 #else
-        return clone(spawn_child, (char *) stack + SPAWN_STACK_SIZE, (int) (CLONE_VM | flags), c);
+        return clone(spawn_child, stack_top, (int) (CLONE_VM | flags), c);
 #endif
 }
 
@@ -353,8 +364,8 @@ static int write_map(pid_t pid, const char *file, unsigned long host_id) {
 #define SANITIZER_ENV_SUFFIX ""
 #endif
 
-static void build_env(struct spawn_ctx *c) {
-        static char buf[ELEMENTSOF(kept_env) + 1][512], filter_env[64], cred_env[512];
+static void build_env(struct spawn_ctx *c, struct spawn_env *e) {
+        char (*buf)[512] = e->kept, *filter_env = e->filter, *cred_env = e->credentials;
         const char *cred = getenv("CREDENTIALS_DIRECTORY");
         bool have_asan = false;
         unsigned n = 0;
@@ -363,28 +374,88 @@ static void build_env(struct spawn_ctx *c) {
                 const char *v = getenv(kept_env[i]);
                 bool asan = streq(kept_env[i], "ASAN_OPTIONS");
 
-                if (v && snprintf(buf[n], sizeof(buf[n]), "%s=%s%s", kept_env[i], v,
+                if (v && snprintf(buf[n], sizeof(e->kept[n]), "%s=%s%s", kept_env[i], v,
                                   asan ? SANITIZER_ENV_SUFFIX : "") < (int) sizeof(buf[n])) {
                         c->envp[n] = buf[n], n++;
                         have_asan |= asan;
                 }
         }
         if (!have_asan && SANITIZER_ENV_SUFFIX[0]) {
-                snprintf(buf[n], sizeof(buf[n]), "ASAN_OPTIONS=%s", SANITIZER_ENV_SUFFIX + 1);
+                snprintf(buf[n], sizeof(e->kept[n]), "ASAN_OPTIONS=%s", SANITIZER_ENV_SUFFIX + 1);
                 c->envp[n] = buf[n], n++;
         }
         if (c->filter_fd >= 0) {
                 /* child_fds() puts it right after the caller's fds. */
-                snprintf(filter_env, sizeof(filter_env), SANDBOX_FILTER_FD_ENV "=%u", 3 + c->s->n_fds);
+                snprintf(filter_env, sizeof(e->filter), SANDBOX_FILTER_FD_ENV "=%u", 3 + c->s->n_fds);
                 c->envp[n++] = filter_env;
         }
         /* Where systemd put the service's credentials (the secrets store key, plain credentials by
          * name): only the broker's first start, which may create the store with that key, learns where.
          * The broker proper gets the files as fds from bastiond. */
         if (c->s->credentials_directory && cred &&
-            snprintf(cred_env, sizeof(cred_env), "CREDENTIALS_DIRECTORY=%s", cred) < (int) sizeof(cred_env))
+            snprintf(cred_env, sizeof(e->credentials), "CREDENTIALS_DIRECTORY=%s", cred) < (int) sizeof(e->credentials))
                 c->envp[n++] = cred_env;
         c->envp[n] = NULL;
+}
+
+/* What the spawner sets up for the time the child runs in its memory. */
+struct vm_share {
+        void *map, *stack;              /* the mapping, and the stack above its guard page */
+        size_t map_size, size;
+        int dumpable;                   /* ours before, restored at the end */
+        uint64_t sigmask;               /* ours before, restored right after the clone */
+};
+
+/* One spawn at a time per process: the dumpable flag below is the whole memory's. */
+static pthread_mutex_t vm_share_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Before the clone:
+ * - a stack of its own for the child, a guard page below it (an overflow faults, it does not write
+ *   into our heap);
+ * - our memory not dumpable: while the child runs in it, a process that may ptrace the child (its
+ *   uid, and no capability the child lacks — it drops all of its own) could otherwise read and write
+ *   us through it (ptrace, process_vm_writev, /proc/PID/mem). The child clears the flag again after
+ *   its uid switch, which resets it to fs.suid_dumpable;
+ * - every signal blocked, glibc's own two included, so that none of our handlers can run in the child
+ *   before child_signals() has reset them. */
+static int vm_share_begin(struct vm_share *vm, const char *name) {
+        static const uint64_t all = ~(uint64_t) 0;
+        size_t page = (size_t) sysconf(_SC_PAGESIZE);
+
+        *vm = (struct vm_share) { .size = SPAWN_STACK_SIZE, .map_size = SPAWN_STACK_SIZE + page, .dumpable = -1 };
+        vm->map = mmap(NULL, vm->map_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+        if (vm->map == MAP_FAILED)
+                return log_error_errno(errno, "Failed to allocate the clone stack of %s: %m", name);
+        vm->stack = (char *) vm->map + page;
+        if (mprotect(vm->map, page, PROT_NONE) < 0) {
+                int r = log_error_errno(errno, "Failed to guard the clone stack of %s: %m", name);
+
+                (void) munmap(vm->map, vm->map_size);
+                return r;
+        }
+        (void) pthread_mutex_lock(&vm_share_lock);
+        vm->dumpable = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
+        if (vm->dumpable != 0 && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) {
+                int r = log_error_errno(errno, "Failed to make our memory non-dumpable for %s: %m", name);
+
+                (void) pthread_mutex_unlock(&vm_share_lock);
+                (void) munmap(vm->map, vm->map_size);
+                return r;
+        }
+        (void) raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, &vm->sigmask, sizeof(uint64_t));
+        return 0;
+}
+
+static void vm_share_unblock(struct vm_share *vm) {
+        (void) raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, &vm->sigmask, NULL, sizeof(uint64_t));
+}
+
+/* After the child's exec (or its death): the stack goes, our dumpable flag comes back. */
+static void vm_share_end(struct vm_share *vm) {
+        (void) munmap(vm->map, vm->map_size);
+        if (vm->dumpable > 0)
+                (void) prctl(PR_SET_DUMPABLE, vm->dumpable, 0, 0, 0);
+        (void) pthread_mutex_unlock(&vm_share_lock);
 }
 
 static int spawn_validate(const struct sandbox_spawn *s) {
@@ -451,9 +522,9 @@ static int filter_socket(const struct sandbox_spawn *s, int *ret_ours, int *ret_
 int sandbox_spawn_notify(const struct sandbox_spawn *s, pid_t *ret_pid, int *ret_ready_fd) {
         _cleanup_close_ int report_r = -1, report_w = -1, go_r = -1, go_w = -1, filter_ours = -1, filter_theirs = -1;
         struct spawn_ctx c = { .filter_fd = -1 };
+        struct vm_share vm;
+        struct spawn_env env;
         int report[2], go[2], r;
-        sigset_t all, saved;
-        void *stack;
         pid_t pid;
 
         if (ret_ready_fd)
@@ -471,7 +542,7 @@ int sandbox_spawn_notify(const struct sandbox_spawn *s, pid_t *ret_pid, int *ret
                         return r;
                 c.filter_fd = filter_theirs;
         }
-        build_env(&c);
+        build_env(&c, &env);
         if (pipe2(report, O_CLOEXEC) < 0 || pipe2(go, O_CLOEXEC) < 0)
                 return log_error_errno(errno, "Failed to create sandbox pipes: %m");
         report_r = report[0], report_w = report[1], go_r = go[0], go_w = go[1];
@@ -486,24 +557,15 @@ int sandbox_spawn_notify(const struct sandbox_spawn *s, pid_t *ret_pid, int *ret
          * (SANDBOX_SPAWN_NS_FLAGS); until then it holds no capability over the host's. CLONE_VM: the
          * child runs in our memory, on its own stack, until its exec — no copy of our page tables to
          * make and tear down again (≈ 0.7 ms a spawn here, docs/sandbox.md "Spawn latency"); what
-         * it may do meanwhile is said above child_fail(). Every signal stays blocked across the clone,
-         * so none of our handlers can run in the child before child_signals() resets them. */
-        stack = mmap(NULL, SPAWN_STACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-        if (stack == MAP_FAILED)
-                return log_error_errno(errno, "Failed to allocate the clone stack of %s: %m", s->name);
-        /* The lowest page stays unmapped-like: an overflow faults instead of writing into our heap. */
-        if (mprotect(stack, SPAWN_STACK_GUARD, PROT_NONE) < 0) {
-                r = log_error_errno(errno, "Failed to guard the clone stack of %s: %m", s->name);
-                (void) munmap(stack, SPAWN_STACK_SIZE);
+         * it may do meanwhile is said above child_fail(), and vm_share_begin() says what guards us. */
+        r = vm_share_begin(&vm, s->name);
+        if (r < 0)
                 return r;
-        }
-        sigfillset(&all);
-        (void) pthread_sigmask(SIG_SETMASK, &all, &saved);
-        pid = spawn_clone(&c, stack);
+        pid = spawn_clone(&c, (char *) vm.stack + vm.size);
         r = pid < 0 ? -errno : 0;
-        (void) pthread_sigmask(SIG_SETMASK, &saved, NULL);
+        vm_share_unblock(&vm);
         if (r < 0) {
-                (void) munmap(stack, SPAWN_STACK_SIZE);
+                vm_share_end(&vm);
                 return log_error_errno(r, "Failed to clone %s: %m", s->name);
         }
 
@@ -514,11 +576,12 @@ int sandbox_spawn_notify(const struct sandbox_spawn *s, pid_t *ret_pid, int *ret
         r = spawn_parent(s, pid, c.userns, go_w, report_r);
         if (r < 0) {
                 (void) kill(pid, SIGKILL);
-                (void) waitpid(pid, NULL, 0);
+                while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+                        ;
         }
         /* The child has exec'd (the report pipe closed at its exec, after the kernel gave it its own
-         * memory) or is reaped: nothing runs on the stack any more. */
-        (void) munmap(stack, SPAWN_STACK_SIZE);
+         * memory) or is reaped: nothing runs in our memory any more. */
+        vm_share_end(&vm);
         if (r < 0)
                 return r;
         *ret_pid = pid;

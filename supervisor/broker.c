@@ -204,6 +204,7 @@ static int first_start_wait(pid_t pid, int *ret_status) {
                 int n;
 
                 if (now >= deadline) {
+                        (void) kill(-pid, SIGKILL);     /* its session: anything it forked */
                         (void) kill(pid, SIGKILL);
                         r = -ETIMEDOUT;
                         break;
@@ -212,6 +213,7 @@ static int first_start_wait(pid_t pid, int *ret_status) {
                 if (n > 0)
                         break;
                 if (n < 0 && errno != EINTR) {
+                        (void) kill(-pid, SIGKILL);     /* its session: anything it forked */
                         (void) kill(pid, SIGKILL);
                         r = -errno;
                         break;

@@ -7,6 +7,9 @@
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <linux/userfaultfd.h>
 #include <linux/fs.h>
 #include <poll.h>
 #include <pthread.h>
@@ -22,6 +25,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
@@ -431,6 +435,115 @@ Test(spawn, child_acts_on_itself_alone) {
         cr_assert_eq(pthread_join(thread, NULL), 0);
         close(park_pipe[0]);
 }
+
+#ifndef BASTION_SANITIZERS
+/* (The sanitizer build clones with fork semantics: no shared memory, and no userfaultfd page in the
+ * child's copy to stop its exec with.)
+ * While the child runs in the spawner's memory (until its exec), a process that may ptrace the child
+ * must not reach the spawner through it: the child has dropped every capability, so a root process
+ * without capabilities (a uid-0 child), or one of the child's new uid, passes the capability check;
+ * only the memory's dumpable flag stands in the way. argv[0] straddles a userfaultfd page, so the
+ * child stops inside its execve (credentials already dropped) until we answer the fault; meanwhile a
+ * helper of that uid without capabilities tries process_vm_writev and _readv on the child. */
+static volatile char spawner_marker[64] = "untouched";
+
+struct exec_trap {
+        int uffd;
+        long page_size;
+        char *page;
+        uid_t helper_uid;
+        int helper_status;
+};
+
+static void *exec_trap_handler(void *arg) {
+        struct exec_trap *t = arg;
+        struct pollfd p = { .fd = t->uffd, .events = POLLIN };
+        struct uffdio_copy copy;
+        struct uffd_msg m;
+        char *src;
+        pid_t child, helper;
+
+        if (poll(&p, 1, 10000) != 1 || read(t->uffd, &m, sizeof(m)) != sizeof(m) || m.event != UFFD_EVENT_PAGEFAULT)
+                return NULL;
+        child = (pid_t) m.arg.pagefault.feat.ptid;
+        helper = fork();
+        if (helper == 0) {
+                struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+                struct __user_cap_data_struct d[_LINUX_CAPABILITY_U32S_3] = {};
+                char mine[sizeof(spawner_marker)] = "written through the child", got[sizeof(spawner_marker)];
+                struct iovec local = { mine, sizeof(mine) }, remote = { (void *) spawner_marker, sizeof(mine) };
+                struct iovec local_r = { got, sizeof(got) };
+
+                if (t->helper_uid && (setresgid(t->helper_uid, t->helper_uid, t->helper_uid) < 0 ||
+                                      setgroups(0, NULL) < 0 || setresuid(t->helper_uid, t->helper_uid, t->helper_uid) < 0))
+                        _exit(10);
+                if (syscall(SYS_capset, &h, d) < 0)
+                        _exit(11);
+                if (process_vm_writev(child, &local, 1, &remote, 1, 0) >= 0)
+                        _exit(1);
+                if (errno != EPERM)
+                        _exit(20 + (errno & 63));
+                if (process_vm_readv(child, &local_r, 1, &remote, 1, 0) >= 0)
+                        _exit(2);
+                _exit(errno == EPERM ? 0 : 3);
+        }
+        (void) waitpid(helper, &t->helper_status, 0);
+        /* Answer the fault: the page goes on "bin/true", after the '/' on the page before it. */
+        src = aligned_alloc((size_t) t->page_size, (size_t) t->page_size);
+        memset(src, 0, (size_t) t->page_size);
+        strcpy(src, "bin/true");
+        copy = (struct uffdio_copy) { .dst = (unsigned long) t->page, .src = (unsigned long) src, .len = (unsigned long) t->page_size };
+        (void) ioctl(t->uffd, UFFDIO_COPY, &copy);
+        free(src);
+        return NULL;
+}
+
+static void spawner_memory_unreachable(uid_t uid) {
+        struct uffdio_api api = { .api = UFFD_API, .features = UFFD_FEATURE_THREAD_ID };
+        struct exec_trap t = { .helper_uid = uid, .helper_status = -1 };
+        struct uffdio_register reg;
+        pthread_t thread;
+        char *two;
+        int dumpable = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0), status;
+        pid_t pid;
+
+        strcpy((char *) spawner_marker, "untouched");
+        t.page_size = sysconf(_SC_PAGESIZE);
+        t.uffd = (int) syscall(SYS_userfaultfd, O_CLOEXEC);
+        cr_assert_geq(t.uffd, 0, "userfaultfd: %s", strerror(errno));
+        cr_assert_eq(ioctl(t.uffd, UFFDIO_API, &api), 0);
+        two = mmap(NULL, 2 * (size_t) t.page_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        cr_assert_neq(two, MAP_FAILED);
+        two[t.page_size - 1] = '/';
+        t.page = two + t.page_size;
+        reg = (struct uffdio_register) { .range = { (unsigned long) t.page, (unsigned long) t.page_size },
+                                         .mode = UFFDIO_REGISTER_MODE_MISSING };
+        cr_assert_eq(ioctl(t.uffd, UFFDIO_REGISTER, &reg), 0);
+        cr_assert_eq(pthread_create(&thread, NULL, exec_trap_handler, &t), 0);
+        cr_assert_eq(sandbox_spawn(&(struct sandbox_spawn) {
+                .name = "exec trap", .role = SANDBOX_ROLE_BROKER, .host_uid = uid, .host_gid = uid,
+                .argv = (char *[]) { t.page - 1, NULL },
+        }, &pid), 0);
+        cr_assert_eq(pthread_join(thread, NULL), 0);
+        cr_assert_eq(waitpid(pid, &status, 0), pid);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "/bin/true status %#x", status);
+        cr_assert(WIFEXITED(t.helper_status), "helper status %#x", t.helper_status);
+        cr_assert_eq(WEXITSTATUS(t.helper_status), 0, "uid %u: helper exit %d (1: wrote the spawner's memory, "
+                     "2: read it, 2x: errno x-20)", (unsigned) uid, WEXITSTATUS(t.helper_status));
+        cr_assert_str_eq((char *) spawner_marker, "untouched");
+        cr_assert_eq(prctl(PR_GET_DUMPABLE, 0, 0, 0, 0), dumpable, "the spawner's dumpable flag changed");
+        munmap(two, 2 * (size_t) t.page_size);
+        close(t.uffd);
+}
+
+Test(spawn, spawner_memory_unreachable_through_a_root_child, .timeout = 30) {
+        spawner_memory_unreachable(0);
+}
+
+Test(spawn, spawner_memory_unreachable_through_a_child_of_another_uid, .timeout = 30) {
+        spawner_memory_unreachable(4000215);
+}
+#endif
 
 /* Other roles get no filter socket and no ready fd. Only a spawn that asks for it (the broker's first
  * start: its store key may be a systemd credential) learns where systemd's credentials are, and a
