@@ -45,8 +45,10 @@ class TasksDaemon extends Daemon {
     return d;
   }
 
-  writeConfig({ port }) {
-    const tools = TOOLS.map((t) => `                        ${t} = { scopes = [ ${q(SCOPE)} ]; };\n`).join('');
+  // revoked: tools whose scope becomes one no role has (a reload that takes them away).
+  writeConfig({ port, revoked = [] }) {
+    this.port = port;
+    const tools = TOOLS.map((t) => `                        ${t} = { scopes = [ ${q(revoked.includes(t) ? 'conformance:nobody' : SCOPE)} ]; };\n`).join('');
     const jwks = join(this.dir, 'jwks.json');
     writeFileSync(jwks, JSON.stringify({ keys: [] }));
     writeFileSync(this.configPath, `bastion = {
@@ -446,4 +448,35 @@ test('the audit log records each task: created, updated, cancelled, and the refu
   await waitFor('the call result', () => daemon.auditRecords().some((r) => r.type === 'call.result' && r.intent_seq === intent.seq),
     5000);
   assert.ok(all.some((r) => r.type === 'call.denied' && r.tool === 'slow_compute' && /^Too many tasks/.test(r.reason)));
+});
+
+// Last: it reloads the configuration. A task parked for input is resumed as the caller and the policy
+// are *now*: a reload that takes the tool away fails the task when the answer comes, and the worker is
+// not called again.
+test('a task resumed after a reload that took the tool away fails "Permission denied"; the worker is not called again', async () => {
+  const t = (await call(root, 'confirm_delete', { filename: 'revoked.txt' })).result;
+  assert.equal(t.resultType, 'task');
+  const asking = await untilStatus(root, t.taskId, ['input_required', 'completed', 'failed', 'cancelled']);
+  assert.equal(asking.status, 'input_required');
+  const intents = () => daemon.auditRecords().filter((r) => r.type === 'call.intent' && r.tool === 'confirm_delete' &&
+    r.arguments?.filename === 'revoked.txt').length;
+  assert.equal(intents(), 1);
+
+  await daemon.reload({ port: daemon.port, revoked: ['confirm_delete'] }, ['conformance']);
+  // The broker has the new policy once a plain call of the tool is refused.
+  // The broker has the new policy once a plain call of the tool is refused (a tool error, as MCP has it).
+  await waitFor('the reloaded policy', async () => {
+    const r = await call(root, 'confirm_delete', { filename: 'probe.txt' }, false);
+    return r.result?.isError && /^Permission denied: tool confirm_delete requires scope conformance:nobody/.test(r.result.content[0].text);
+  }, 10000, 100);
+
+  const ack = await tasks(root, 'tasks/update', { taskId: t.taskId,
+    inputResponses: { confirm: { action: 'accept', content: { confirm: true } } } });
+  assert.equal(ack.result.resultType, 'complete');
+  const done = await untilStatus(root, t.taskId, ['completed', 'failed', 'cancelled']);
+  assert.equal(done.status, 'failed');
+  assert.equal('result' in done, false);
+  assert.match(done.error.message, /^Permission denied: the policy no longer lets this caller run the tool/);
+  await sleep(300);
+  assert.equal(intents(), 1, 'the worker was called again for a revoked tool');
 });
