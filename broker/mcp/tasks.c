@@ -175,6 +175,8 @@ static bool make_room(struct broker *b, const struct client *c, bool per_princip
 static struct task *task_find(struct broker *b, const struct client *c, const char *id) {
         if (!id || strlen(id) != TASK_ID_LEN)
                 return NULL;
+        /* A task past its ttlMs is gone for every method, not only once the next task is created. */
+        tasks_expire(b);
         for (struct task *t = b->tasks; t; t = t->next)
                 /* Constant time on the id; someone else's task is reported exactly like an unknown one. */
                 if (t->announced && sodium_memcmp(t->id, id, TASK_ID_LEN) == 0)
