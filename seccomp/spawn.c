@@ -94,10 +94,14 @@ struct spawn_env {
  * its exec: raw system calls only (seccomp/rawsys.h), nothing that allocates or writes errno, and no
  * write to memory but its own stack (it works on its own copy of the spawn_ctx). */
 
-/* dup2() by dup3(), which aarch64 has alone; dup3 refuses equal fds, dup2 returns the fd. */
+/* `to` becomes `from`, inherited across exec: dup3() (aarch64 has no dup2), which refuses equal fds;
+ * for those (dup2 would leave CLOEXEC set) the flag is cleared instead — /dev/null opened CLOEXEC at 0
+ * when the supervisor runs with stdin closed. */
 static long raw_dup2(int from, int to) {
+        long r;
+
         if (from == to)
-                return raw_syscall(SYS_fcntl, from, F_GETFD) < 0 ? -EBADF : to;
+                return (r = raw_syscall(SYS_fcntl, from, F_SETFD, 0)) < 0 ? r : to;
         return raw_syscall(SYS_dup3, from, to, 0);
 }
 

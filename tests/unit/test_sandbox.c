@@ -274,6 +274,25 @@ Test(spawn, places_fds_at_3_and_4_and_closes_the_rest) {
         close(leak);
 }
 
+/* A spawner running with stdin closed: the child's /dev/null lands at fd 0 itself, and must still be
+ * there after the exec (opened CLOEXEC, its flag cleared rather than dup'ed onto itself). */
+Test(spawn, stdin_is_dev_null_even_when_the_spawners_is_closed) {
+        int saved = fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 10), status;
+        pid_t pid;
+
+        cr_assert_geq(saved, 0);
+        close(STDIN_FILENO);
+        cr_assert_eq(sandbox_spawn(&(struct sandbox_spawn) {
+                .name = "no stdin", .role = SANDBOX_ROLE_BROKER,
+                .argv = (char *[]) { "/bin/sh", "-c", "test \"$(readlink /proc/$$/fd/0)\" = /dev/null || exit 3; "
+                                     "test \"$(readlink /proc/$$/fd/1)\" = /dev/null || exit 4", NULL },
+        }, &pid), 0);
+        cr_assert_eq(dup2(saved, STDIN_FILENO), STDIN_FILENO);
+        close(saved);
+        cr_assert_eq(waitpid(pid, &status, 0), pid);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %#x", status);
+}
+
 Test(spawn, reports_exec_failure_as_errno) {
         pid_t pid;
 
