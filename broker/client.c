@@ -57,8 +57,10 @@ static void client_write_raw(struct client *c, const char *s, size_t n) {
 }
 
 void client_send(struct client *c, json_t *msg) {
-        _cleanup_free_ char *s = NULL;
-        size_t n;
+        _cleanup_free_ char *alloc = NULL;
+        char buf[4096];
+        const char *s;
+        size_t n = 0;
 
         if (!msg)
                 return (void) log_oom();
@@ -66,7 +68,7 @@ void client_send(struct client *c, json_t *msg) {
                 return http_client_send(c, msg, NULL);
         if (c->task)
                 return tasks_runner_send(c, msg);
-        s = jsonrpc_dump(msg, &n);
+        s = json_dump_buf(msg, JSON_COMPACT, buf, sizeof(buf), &alloc, &n);
         json_decref(msg);
         if (!s || c->closing)
                 return;

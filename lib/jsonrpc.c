@@ -154,11 +154,46 @@ json_t *jsonrpc_notification(const char *method, json_t *params) {
         return json_pack("{s:s, s:s, s:o*}", "jsonrpc", "2.0", "method", method, "params", params);
 }
 
-char *jsonrpc_dump(const json_t *msg, size_t *ret_len) {
-        /* Compact: jansson escapes control characters, so the text never holds a raw newline. */
-        char *s = json_dumps(msg, JSON_COMPACT);
+const char *json_dump_buf(const json_t *j, size_t flags, char *buf, size_t cap, char **ret_alloc, size_t *ret_len) {
+        size_t n = json_dumpb(j, buf, cap, flags);
+        char *p;
 
-        if (s && ret_len)
-                *ret_len = strlen(s);
+        *ret_alloc = NULL;
+        if (n == 0)
+                return NULL;
+        if (n > cap) {
+                /* Too large for buf: jansson told the size, so one allocation and a second pass. */
+                p = malloc(n);
+                if (!p || json_dumpb(j, p, n, flags) != n) {
+                        free(p);
+                        return NULL;
+                }
+                buf = *ret_alloc = p;
+        }
+        *ret_len = n;
+        return buf;
+}
+
+char *jsonrpc_dump(const json_t *msg, size_t *ret_len) {
+        /* Compact: jansson escapes control characters, so the text never holds a raw newline. Most
+         * messages fit the stack buffer: one malloc of the exact size, not json_dumps()'s growing
+         * buffer and final copy. */
+        char buf[4096], *alloc = NULL, *s;
+        const char *text;
+        size_t n = 0;
+
+        text = json_dump_buf(msg, JSON_COMPACT, buf, sizeof(buf), &alloc, &n);
+        if (!text)
+                return NULL;
+        s = alloc ? realloc(alloc, n + 1) : malloc(n + 1);
+        if (!s) {
+                free(alloc);
+                return NULL;
+        }
+        if (!alloc)
+                memcpy(s, text, n);
+        s[n] = '\0';
+        if (ret_len)
+                *ret_len = n;
         return s;
 }

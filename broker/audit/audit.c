@@ -18,6 +18,7 @@
 
 #include "audit-internal.h"
 #include "bounds.h"
+#include "jsonrpc.h"
 #include "log.h"
 #include "util.h"
 
@@ -207,8 +208,9 @@ static bool type_plain(const char *t) {
  * Only `fields` goes through jansson; the members around it are printed here (one object and one
  * dump per record less than building the whole record as a json_t: every call writes two). */
 static int build_line(struct audit_log *log, const char *type, json_t *fields, bool sign, char **ret, size_t *ret_len) {
-        _cleanup_free_ char *inner = NULL, *line = NULL;
-        char ts[AUDIT_TS_MAX], hash[AUDIT_HASH_HEX], sighex[crypto_sign_BYTES * 2 + 1] = "";
+        _cleanup_free_ char *inner_alloc = NULL, *line = NULL;
+        char ts[AUDIT_TS_MAX], hash[AUDIT_HASH_HEX], sighex[crypto_sign_BYTES * 2 + 1] = "", ibuf[4096];
+        const char *inner = NULL;
         uint64_t seq = log->seq + 1;
         size_t ilen = 0, cap, n;
 
@@ -216,10 +218,11 @@ static int build_line(struct audit_log *log, const char *type, json_t *fields, b
                 return -EINVAL;
         audit_format_ts(ts);
         if (fields && json_object_size(fields) > 0) {
-                inner = json_dumps(fields, JSON_COMPACT | JSON_ENSURE_ASCII);   /* "{...}" */
+                /* "{...}", not NUL-terminated; on the stack unless large */
+                inner = json_dump_buf(fields, JSON_COMPACT | JSON_ENSURE_ASCII, ibuf, sizeof(ibuf), &inner_alloc,
+                                      &ilen);
                 if (!inner)
                         return -ENOMEM;
-                ilen = strlen(inner);
         }
         if (sign) {
                 char msg[AUDIT_CHECKPOINT_MSG_MAX];

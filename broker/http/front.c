@@ -127,19 +127,25 @@ void http_respond(struct http_state *h, uint64_t conn, uint64_t stream, int stat
 
 void http_respond_json(struct http_state *h, uint64_t conn, uint64_t stream, int status, json_t *headers,
                        json_t *body) {
-        _cleanup_free_ char *text = NULL;
+        _cleanup_free_ char *alloc = NULL;
+        char buf[4096];
+        const char *text;
+        struct front_out o;
         size_t n = 0;
 
-        if (!headers)
-                headers = json_array();
-        json_array_append_new(headers, json_pack("[s, s]", "content-type", "application/json"));
-        text = body ? jsonrpc_dump(body, &n) : NULL;
+        /* Compact, straight into the message to the front (which copies it): no allocation for most. */
+        text = body ? json_dump_buf(body, JSON_COMPACT, buf, sizeof(buf), &alloc, &n) : NULL;
         json_decref(body);
         if (!text) {
                 json_decref(headers);
                 return (void) log_oom();
         }
-        http_respond(h, conn, stream, status, headers, text, n);
+        front_out_init(&o, &(struct front_wire) { .conn = conn, .stream = stream, .status = (uint16_t) status });
+        front_out_str(&o, text, n);
+        out_headers(&o, headers);
+        front_out_cstr(&o, "content-type");
+        front_out_cstr(&o, "application/json");
+        front_send(h, FRONT_RESPONSE, &o);
 }
 
 void http_sse_start(struct http_state *h, uint64_t conn, uint64_t stream, json_t *headers) {
@@ -151,11 +157,13 @@ void http_sse_start(struct http_state *h, uint64_t conn, uint64_t stream, json_t
 }
 
 void http_sse_event(struct http_state *h, uint64_t conn, uint64_t stream, const json_t *msg) {
-        _cleanup_free_ char *text = NULL;
+        _cleanup_free_ char *alloc = NULL;
+        char buf[4096];
+        const char *text;
         struct front_out o;
         size_t n = 0;
 
-        text = jsonrpc_dump(msg, &n);
+        text = json_dump_buf(msg, JSON_COMPACT, buf, sizeof(buf), &alloc, &n);
         if (!text)
                 return (void) log_oom();
         front_out_init(&o, &(struct front_wire) { .conn = conn, .stream = stream, .retry = -1,
