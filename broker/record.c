@@ -248,7 +248,7 @@ void record_result(struct broker *b, const struct call *call, const json_t *msg)
         struct audit_principal p;
         enum audit_status status = AUDIT_STATUS_OK;
         const char *text = NULL;
-        _cleanup_free_ char *dump = NULL;
+        size_t bytes = 0;
 
         if (!b->audit || !call->intent_seq)
                 return;
@@ -263,12 +263,14 @@ void record_result(struct broker *b, const struct call *call, const json_t *msg)
                                                          "text"));
         } else if (!msg)
                 text = "cancelled: the client went away or cancelled";
-        dump = msg ? json_dumps(result ? result : error, JSON_COMPACT) : NULL;
+        /* Its size as compact JSON: counted by jansson without building the text. */
+        if (msg)
+                bytes = json_dumpb(result ? result : error, NULL, 0, JSON_COMPACT);
         /* A side effect's result is on disk before the client hears of it: whatever a client was told
          * happened is in the log even after a power loss (docs/audit-secrets.md). Other results are
          * written before the answer and synced by the next group commit. */
         record_check(b, audit_call_result(b->audit, call->intent_seq, &p, call->up->name, call->tool,
-                                          msg ? status : AUDIT_STATUS_ERROR, text, dump ? strlen(dump) : 0,
+                                          msg ? status : AUDIT_STATUS_ERROR, text, bytes,
                                           call->side_effect ? AUDIT_DURABLE : AUDIT_BATCHED), "call result");
 }
 

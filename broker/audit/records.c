@@ -96,18 +96,23 @@ static json_t *base(const struct audit_principal *p, const char *server, const c
 /* Arguments are recorded verbatim up to a bound; past it, size and digest still pin down exactly
  * what was run without letting one call blow up the log. */
 static json_t *arguments_json(const json_t *args) {
+        const size_t flags = JSON_COMPACT | JSON_ENSURE_ASCII | JSON_ENCODE_ANY;
         _cleanup_free_ char *s = NULL;
         char hash[AUDIT_HASH_HEX];
         size_t len;
 
         if (!args)
                 return json_null();
-        s = json_dumps(args, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_ENCODE_ANY);
-        if (!s)
+        /* Sized without building the text; within the bound the record holds the caller's value itself
+         * (a reference: nothing changes it before the record is written, and the caller keeps its own). */
+        len = json_dumpb(args, NULL, 0, flags);
+        if (len == 0)
                 return NULL;
-        len = strlen(s);
         if (len <= BASTION_AUDIT_MAX_ARGUMENTS)
-                return json_deep_copy(args);
+                return json_incref((json_t *) args);
+        s = malloc(len);
+        if (!s || json_dumpb(args, s, len, flags) != len)
+                return NULL;
         audit_hash_hex(s, len, hash);
         return json_pack("{s:s, s:I, s:s}", "omitted", "too large", "bytes", (json_int_t) len, "blake2b", hash);
 }
