@@ -23,10 +23,13 @@
 #include "util.h"
 
 static void upstream_send(struct upstream *u, json_t *msg) {
-        _cleanup_free_ char *s = NULL;
-        size_t n;
+        _cleanup_free_ char *alloc = NULL;
+        char buf[4096];
+        const char *s;
+        size_t n = 0;
 
-        s = jsonrpc_dump(msg, &n);
+        /* Compact (no raw newline), straight into the out buffer: no allocation for most messages. */
+        s = json_dump_buf(msg, JSON_COMPACT, buf, sizeof(buf), &alloc, &n);
         json_decref(msg);
         if (!s || u->fd < 0)
                 return;
@@ -226,12 +229,13 @@ static struct call *call_new(struct upstream *u, struct client *c, json_t *clien
                 call->client_caps = json_is_object(caps) ? json_deep_copy(caps) : NULL;
                 call->log_level = mcp_log_level(json_string_value(json_object_get(client_meta, META_LOG_LEVEL)));
         } else {
-                call->client_caps = json_is_object(c->client_caps) ? json_deep_copy(c->client_caps) : NULL;
+                /* Shared, not copied: capabilities are only ever read once declared. */
+                call->client_caps = json_is_object(c->client_caps) ? json_incref(c->client_caps) : NULL;
                 call->log_level = c->log_level;
         }
         *ret_meta = forward_meta(client_meta, call->upstream_id, call->progress_token != NULL);
         /* The worker learns what it may ask the client: the capabilities the client declared. */
-        json_object_set_new(*ret_meta, META_CLIENT_CAPS, call->client_caps ? json_deep_copy(call->client_caps) :
+        json_object_set_new(*ret_meta, META_CLIENT_CAPS, call->client_caps ? json_incref(call->client_caps) :
                             json_object());
         principal = principal_to_meta(&u->b->config, &c->principal);
         json_object_set_new(principal, "approval", approval ? approval : json_null());
@@ -602,7 +606,8 @@ static void relay_response(struct upstream *u, const struct jsonrpc_msg *m) {
         case CALL_TOOL:
                 if (!json_is_array(json_object_get(m->result, "content")) && !input_required(call, m->result))
                         return upstream_violation(u, "tools/call result without content");
-                result = json_deep_copy(m->result);
+                /* Taken, not copied: the message is dropped after this, and nothing else refers to it. */
+                result = json_incref(m->result);
                 if (result && input_required(call, result)) {
                         /* A 2026-07-28 worker may ask the client through its result (MRTR), but never under a
                          * dev.bastion/ key, which is how the broker's own confirmation asks: the client must be
