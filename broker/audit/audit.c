@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <linux/fs.h>
+#include <stdarg.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
@@ -203,6 +204,21 @@ static bool type_plain(const char *t) {
         return true;
 }
 
+/* Appends the NULL-terminated list of strings at line + n; returns the new length. */
+static size_t append(char *line, size_t n, ...) {
+        va_list ap;
+
+        va_start(ap, n);
+        for (const char *p; (p = va_arg(ap, const char *));) {
+                size_t l = strlen(p);
+
+                memcpy(line + n, p, l);
+                n += l;
+        }
+        va_end(ap);
+        return n;
+}
+
 /* Builds the line for the next record: body (the record without "hash", compact ASCII JSON, members
  * in the order seq, ts, type, fields…, [sig,] prev), then the hash member spliced in before '}'.
  * Only `fields` goes through jansson; the members around it are printed here (one object and one
@@ -239,17 +255,23 @@ static int build_line(struct audit_log *log, const char *type, json_t *fields, b
         line = malloc(cap);
         if (!line)
                 return -ENOMEM;
-        n = (size_t) snprintf(line, cap, "{\"seq\":%" PRIu64 ",\"ts\":\"%s\",\"type\":\"%s\"", seq, ts, type);
-        if (ilen > 2)
-                n += (size_t) snprintf(line + n, cap - n, ",%.*s", (int) (ilen - 2), inner + 1);
+        /* Appended piece by piece (cap covers them all; no printf machinery: two records per call). */
+        n = (size_t) snprintf(line, cap, "{\"seq\":%" PRIu64, seq);
+        n = append(line, n, ",\"ts\":\"", ts, "\",\"type\":\"", type, "\"", NULL);
+        if (ilen > 2) {
+                line[n++] = ',';
+                memcpy(line + n, inner + 1, ilen - 2);
+                n += ilen - 2;
+        }
         if (sign)
-                n += (size_t) snprintf(line + n, cap - n, ",\"sig\":\"%s\"", sighex);
-        n += (size_t) snprintf(line + n, cap - n, ",\"prev\":\"%s\"}", log->prev);
+                n = append(line, n, ",\"sig\":\"", sighex, "\"", NULL);
+        n = append(line, n, ",\"prev\":\"", log->prev, "\"}", NULL);
         /* n is the body's length, closing brace included */
         if (n + sizeof(AUDIT_HASH_MEMBER) + AUDIT_HASH_HEX + 3 > BASTION_AUDIT_MAX_RECORD)
                 return -E2BIG;
         audit_hash_hex(line, n, hash);
-        *ret_len = n - 1 + (size_t) snprintf(line + n - 1, cap - (n - 1), AUDIT_HASH_MEMBER "%s\"}\n", hash);
+        *ret_len = append(line, n - 1, AUDIT_HASH_MEMBER, hash, "\"}\n", NULL);
+        line[*ret_len] = '\0';
         *ret = TAKE_PTR(line);
         return 0;
 }
