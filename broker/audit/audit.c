@@ -83,14 +83,30 @@ uint64_t audit_now_mono(void) {
 }
 
 void audit_format_ts(char ret[AUDIT_TS_MAX]) {
+        /* The seconds part is formatted once per second (every call writes two records); per thread. */
+        static __thread time_t last_sec = -1;
+        static __thread char last[AUDIT_TS_MAX];
+        static __thread size_t last_len;
         struct timespec ts;
-        struct tm tm;
+        int ms;
 
         clock_gettime(CLOCK_REALTIME, &ts);
-        gmtime_r(&ts.tv_sec, &tm);
-        /* strftime keeps the compiler's range analysis out of it; the year has four digits until 9999. */
-        size_t n = strftime(ret, AUDIT_TS_MAX, "%Y-%m-%dT%H:%M:%S", &tm);
-        snprintf(ret + n, AUDIT_TS_MAX - n, ".%03dZ", (int) (ts.tv_nsec / 1000000) % 1000);
+        if (ts.tv_sec != last_sec) {
+                struct tm tm;
+
+                gmtime_r(&ts.tv_sec, &tm);
+                /* strftime keeps the compiler's range analysis out of it; the year has four digits until 9999. */
+                last_len = strftime(last, AUDIT_TS_MAX - 6, "%Y-%m-%dT%H:%M:%S", &tm);
+                last_sec = ts.tv_sec;
+        }
+        ms = (int) (ts.tv_nsec / 1000000) % 1000;
+        memcpy(ret, last, last_len);
+        ret[last_len] = '.';
+        ret[last_len + 1] = (char) ('0' + ms / 100);
+        ret[last_len + 2] = (char) ('0' + ms / 10 % 10);
+        ret[last_len + 3] = (char) ('0' + ms % 10);
+        ret[last_len + 4] = 'Z';
+        ret[last_len + 5] = '\0';
 }
 
 void audit_hash_hex(const void *data, size_t len, char ret[AUDIT_HASH_HEX]) {
