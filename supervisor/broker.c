@@ -191,6 +191,12 @@ static int broker_send_secrets(struct supervisor *sup) {
         return r;
 }
 
+/* The first start and anything it forked (it leads its own session). */
+static void kill_session(pid_t pid) {
+        (void) kill(-pid, SIGKILL);
+        (void) kill(pid, SIGKILL);
+}
+
 /* Waits for the first start, at most BASTION_FIRST_START_TIMEOUT_MS; then kills it. Returns 0 with
  * its wait status, or -ETIMEDOUT (killed and reaped), or -errno. */
 static int first_start_wait(pid_t pid, int *ret_status) {
@@ -204,8 +210,7 @@ static int first_start_wait(pid_t pid, int *ret_status) {
                 int n;
 
                 if (now >= deadline) {
-                        (void) kill(-pid, SIGKILL);     /* its session: anything it forked */
-                        (void) kill(pid, SIGKILL);
+                        kill_session(pid);
                         r = -ETIMEDOUT;
                         break;
                 }
@@ -213,9 +218,8 @@ static int first_start_wait(pid_t pid, int *ret_status) {
                 if (n > 0)
                         break;
                 if (n < 0 && errno != EINTR) {
-                        (void) kill(-pid, SIGKILL);     /* its session: anything it forked */
-                        (void) kill(pid, SIGKILL);
                         r = -errno;
+                        kill_session(pid);
                         break;
                 }
         }
