@@ -211,6 +211,9 @@ void http_done(struct broker *b);
 /* mcp/server.c — the MCP server side of one client connection */
 void mcp_handle_line(struct client *c, char *line, size_t len);
 json_t *mcp_finish_result(const struct client *c, enum era era, json_t *result);
+/* What a 2026-07-28 tools/call retry of the worker's own InputRequiredResult hands back to it: its
+ * inputResponses and requestState (an object, empty when there are none). */
+json_t *mcp_retry_extra(const json_t *params);
 
 /* mcp/era.c */
 enum era mcp_detect_era(enum era current, const char *method, const json_t *params);

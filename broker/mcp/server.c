@@ -162,6 +162,16 @@ static void handle_tools_list(struct client *c, enum era era, json_t *id, json_t
                 reply(c, era, id, json_pack("{s:o}", "tools", tools));
 }
 
+json_t *mcp_retry_extra(const json_t *params) {
+        json_t *extra = json_object(), *v;
+
+        if ((v = json_object_get(params, "inputResponses")))
+                json_object_set(extra, "inputResponses", v);
+        if ((v = json_object_get(params, "requestState")))
+                json_object_set(extra, "requestState", v);
+        return extra;
+}
+
 static void handle_tools_call(struct client *c, enum era era, json_t *id, json_t *params) {
         const struct bastion_config *cfg = &c->b->config;
         const struct server_config *s = config_find_server(cfg, c->server);
@@ -220,13 +230,7 @@ static void handle_tools_call(struct client *c, enum era era, json_t *id, json_t
         if (tp->approval == APPROVAL_APPROVER)
                 return approver_call(c, era, id, name, arguments, meta);
         if (era == ERA_MODERN) {
-                /* A retry of the worker's own InputRequiredResult: its answers and state go back to it. */
-                _cleanup_json_ json_t *extra = json_object();
-                json_t *v;
-                if ((v = json_object_get(params, "inputResponses")))
-                        json_object_set(extra, "inputResponses", v);
-                if ((v = json_object_get(params, "requestState")))
-                        json_object_set(extra, "requestState", v);
+                _cleanup_json_ json_t *extra = mcp_retry_extra(params);
                 return upstream_call_ex(u, c, id, era, name, arguments, meta, NULL, extra);
         }
         upstream_call(u, c, id, era, name, arguments, meta, NULL);

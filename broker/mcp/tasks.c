@@ -381,7 +381,6 @@ bool tasks_call(struct client *c, struct upstream *u, json_t *id, const char *to
         const char *support = tasks_tool_support(upstream_tool(u, tool));
         _cleanup_json_ json_t *extra = NULL;
         struct task *t;
-        json_t *v;
         int r;
 
         if (!support)
@@ -412,11 +411,7 @@ bool tasks_call(struct client *c, struct upstream *u, json_t *id, const char *to
         if (r < 0)
                 log_error_errno(r, "Failed to arm a task's grace timer: %m");
         /* A retry of an MRTR round that came before the task: its answers and state go to the worker. */
-        extra = json_object();
-        if ((v = json_object_get(params, "inputResponses")))
-                json_object_set(extra, "inputResponses", v);
-        if ((v = json_object_get(params, "requestState")))
-                json_object_set(extra, "requestState", v);
+        extra = mcp_retry_extra(params);
         run(t, extra);  /* t may be gone when it returns (answered synchronously) */
         return true;
 }
