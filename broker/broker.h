@@ -132,6 +132,7 @@ struct upstream {
         bool handshake_listing;
         sd_event_source *handshake_timer;
         struct call *calls;
+        bool corked_output;             /* written to while corked: flushed by broker_uncork() */
         char reason[160];               /* why it is down or failed */
 };
 
@@ -184,11 +185,21 @@ struct broker {
         struct http_state *http;        /* the front channel, sessions, token keys (broker/http/) */
         struct task *tasks;             /* io.modelcontextprotocol/tasks (mcp/tasks.c) */
         unsigned n_tasks;
+        unsigned corked;                /* broker_cork() depth: sends wait for the audit records */
 };
 
 /* main.c */
 int broker_send_supervisor(struct broker *b, uint32_t type, json_t *payload);
 void broker_maybe_finish_stop(struct broker *b);
+
+/* upstream.c: one batch of incoming messages is handled corked. Audit records are held (audit_hold())
+ * and what the batch sends to workers and to the front is queued; broker_uncork() writes the records
+ * with one write(2), then sends. So a call's intent is in the kernel before its worker hears of it and
+ * its result before the client does, as without the cork, with a system call per batch instead of per
+ * record. If the records cannot be written, the workers the batch wrote to are dropped unsent
+ * (their calls fail) and the broker refuses calls from then on. Nests. */
+void broker_cork(struct broker *b);
+void broker_uncork(struct broker *b);
 
 /* client.c */
 int client_accept(struct broker *b);
@@ -207,6 +218,7 @@ void http_client_send(struct client *c, json_t *msg, const json_t *related_id); 
 void http_client_gone(struct client *c);
 void http_config_changed(struct broker *b);
 void http_done(struct broker *b);
+void http_uncork(struct broker *b);   /* sends what front_send() queued while corked */
 
 /* mcp/server.c — the MCP server side of one client connection */
 void mcp_handle_line(struct client *c, char *line, size_t len);

@@ -156,7 +156,8 @@ void broker_maybe_finish_stop(struct broker *b) {
         static bool done;
 
         /* Calls finishing in the loop's last iteration may each get here: STOPPED goes once. */
-        if (!b->stopping || done || broker_calls_in_flight(b) > 0)
+        /* Corked, the last answers and their records are still held: broker_uncork() comes back here. */
+        if (!b->stopping || done || b->corked || broker_calls_in_flight(b) > 0)
                 return;
         /* A finished call is only finished once its answer has left: flush what we can now, and come back
          * from the client's write handler for the rest (the supervisor's stop deadline bounds the wait). */

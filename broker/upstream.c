@@ -18,9 +18,12 @@
 
 #include "bounds.h"
 #include "broker.h"
+#include "broker/audit/audit.h"
 #include "jsonrpc.h"
 #include "log.h"
 #include "util.h"
+
+static void upstream_write(struct upstream *u);
 
 static void upstream_send(struct upstream *u, json_t *msg) {
         _cleanup_free_ char *alloc = NULL;
@@ -40,13 +43,54 @@ static void upstream_send(struct upstream *u, json_t *msg) {
                 (void) shutdown(u->fd, SHUT_RDWR);
                 return;
         }
-        /* Write now rather than on the next EPOLLOUT: a worker that reads keeps its pipe empty, so this
-         * saves two epoll_ctl() and a loop iteration per call. Only what the pipe does not take waits. */
+        /* Corked: the batch's audit records are not written yet (broker_uncork() sends). */
+        if (u->b->corked) {
+                u->corked_output = true;
+                return;
+        }
+        upstream_write(u);
+}
+
+/* Write now rather than on the next EPOLLOUT: a worker that reads keeps its pipe empty, so this saves
+ * two epoll_ctl() and a loop iteration per call. Only what the pipe does not take waits. */
+static void upstream_write(struct upstream *u) {
         if (outbuf_flush(&u->out, u->fd) < 0) {
                 (void) shutdown(u->fd, SHUT_RDWR);      /* as above: upstream_down() runs on the EOF */
                 return;
         }
         (void) sd_event_source_set_io_events(u->io, EPOLLIN | (outbuf_pending(&u->out) ? EPOLLOUT : 0));
+}
+
+void broker_cork(struct broker *b) {
+        if (b->corked++ == 0 && b->audit)
+                audit_hold(b->audit);
+}
+
+void broker_uncork(struct broker *b) {
+        int r;
+
+        if (b->corked == 0 || --b->corked > 0)
+                return;
+        r = b->audit ? audit_release(b->audit) : 0;
+        if (r < 0 && !b->audit_failed) {
+                b->audit_failed = true;
+                log_error_errno(r, "AUDIT LOG WRITE FAILED (batch): %m; calls are refused from now on");
+        }
+        for (struct upstream *u = b->upstreams; u; u = u->next) {
+                if (!u->corked_output)
+                        continue;
+                u->corked_output = false;
+                if (u->fd < 0)
+                        continue;
+                if (r < 0)
+                        /* The batch's intents are not on record: none of it may reach the worker. */
+                        upstream_down(u, "the audit log cannot be written", false);
+                else
+                        upstream_write(u);
+        }
+        /* Results are on record (or the log has failed, which does not hold an answer back: the call ran). */
+        http_uncork(b);
+        broker_maybe_finish_stop(b);
 }
 
 struct upstream *upstream_get(struct broker *b, const char *name) {
@@ -869,13 +913,15 @@ static int on_upstream(sd_event_source *s, int fd, uint32_t revents, void *userd
                         upstream_down(u, n == 0 ? "worker closed its channel" : "channel error", false);
                         return 0;
                 }
+                broker_cork(u->b);
                 while (u->fd >= 0 && (r = linebuf_next(&u->in, &line, &len)) != 0) {
                         if (r < 0) {
                                 upstream_violation(u, "oversized message");
-                                return 0;
+                                break;
                         }
                         handle_worker_line(u, line, len);
                 }
+                broker_uncork(u->b);
         }
         if (u->fd >= 0 && outbuf_pending(&u->out)) {
                 r = outbuf_flush(&u->out, fd);

@@ -54,6 +54,9 @@ struct audit_log {
         uint64_t rotate_bytes;
         bool journal;
         int error;                      /* sticky: once an append failed, all do */
+        bool held;                      /* audit_hold(): records gather in pend until audit_release() */
+        char *pend;
+        size_t pend_len, pend_cap;
         sd_event_source *timer;         /* audit_attach_event(): armed at audit_next_deadline() */
         struct audit_sync bg;
 };
@@ -384,7 +387,8 @@ int audit_sync_in_background(struct audit_log *log) {
         return 0;
 }
 
-static int write_all(struct audit_log *log, const char *line, size_t len) {
+/* Writes whole lines that start at offset `base` of the file. */
+static int write_all(struct audit_log *log, const char *line, size_t len, uint64_t base) {
         size_t done = 0;
 
         while (done < len) {
@@ -398,7 +402,7 @@ static int write_all(struct audit_log *log, const char *line, size_t len) {
                         /* Leave no torn line behind if we can; recovery on the next open handles it if not. */
                         if (done > 0) {
                                 set_append_only(log, false);
-                                if (ftruncate(log->fd, (off_t) log->size) < 0)
+                                if (ftruncate(log->fd, (off_t) base) < 0)
                                         log_warning_errno(errno, "Cannot cut a torn record from %s: %m", log->path);
                                 set_append_only(log, true);
                         }
@@ -407,6 +411,51 @@ static int write_all(struct audit_log *log, const char *line, size_t len) {
                 done += (size_t) n;
         }
         return 0;
+}
+
+/* Writes what audit_hold() gathered, in one write(2). A failure is sticky like any other. */
+static int commit(struct audit_log *log) {
+        size_t len = log->pend_len;
+        int r;
+
+        if (len == 0)
+                return log->error;
+        log->pend_len = 0;
+        if (log->error < 0)
+                return log->error;
+        r = write_all(log, log->pend, len, log->size - len);
+        if (r < 0) {
+                log->error = r;
+                return log_error_errno(r, "Cannot write audit records to %s: %m", log->path);
+        }
+        return 0;
+}
+
+static int pend_put(struct audit_log *log, const char *line, size_t len) {
+        if (log->pend_cap - log->pend_len < len) {
+                size_t need = log->pend_len + len, cap = log->pend_cap ? log->pend_cap * 2 : 4096;
+
+                while (cap < need)
+                        cap *= 2;
+                char *p = realloc(log->pend, cap);
+
+                if (!p)
+                        return -ENOMEM;
+                log->pend = p;
+                log->pend_cap = cap;
+        }
+        memcpy(log->pend + log->pend_len, line, len);
+        log->pend_len += len;
+        return 0;
+}
+
+void audit_hold(struct audit_log *log) {
+        log->held = true;
+}
+
+int audit_release(struct audit_log *log) {
+        log->held = false;
+        return commit(log);
 }
 
 static int write_record(struct audit_log *log, const char *type, json_t *fields, bool sign) {
@@ -419,7 +468,7 @@ static int write_record(struct audit_log *log, const char *type, json_t *fields,
         r = build_line(log, type, fields, sign, &line, &len);
         if (r < 0)
                 return log_error_errno(r, "Cannot build audit record %s: %m", type);
-        r = write_all(log, line, len);
+        r = log->held ? pend_put(log, line, len) : write_all(log, line, len, log->size);
         if (r < 0) {
                 log->error = r;
                 return log_error_errno(r, "Cannot write audit record to %s: %m", log->path);
@@ -436,7 +485,7 @@ static int write_record(struct audit_log *log, const char *type, json_t *fields,
 }
 
 int audit_flush(struct audit_log *log) {
-        if (sync_wait(log) < 0)
+        if (commit(log) < 0 || sync_wait(log) < 0)
                 return log->error;
         if (log->sync_deadline == UINT64_MAX)
                 return 0;
@@ -472,6 +521,7 @@ static int open_file(struct audit_log *log, const char *name, int flags) {
 
         if (asprintf(&path, "%s/%s", log->dir, name) < 0)
                 return -ENOMEM;
+        (void) commit(log);                     /* records held for the file we close go into it */
         (void) sync_wait(log);                  /* the thread may be syncing the fd we close */
         free(log->path);
         log->path = path;
@@ -643,6 +693,7 @@ static void audit_free(struct audit_log *log) {
         safe_close(log->fd);
         safe_close(log->dir_fd);
         sodium_free(log->sk);
+        free(log->pend);
         free(log->dir);
         free(log->path);
         free(log);

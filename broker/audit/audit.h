@@ -53,6 +53,14 @@ static inline void audit_closep(struct audit_log **l) { audit_close(*l); *l = NU
  * fails too, so the broker fails closed. */
 int audit_append(struct audit_log *log, const char *type, json_t *fields, unsigned flags, uint64_t *ret_seq);
 
+/* Between audit_hold() and audit_release() appended records are numbered, chained and counted as
+ * usual but kept in memory, and audit_release() writes them with one write(2) (its errno, sticky like a
+ * failed append's, when that fails). The broker holds the log while it handles one batch of messages and
+ * lets nothing leave the process until the release has returned 0. A durable append, a flush, a rotation
+ * and closing write what is held first. */
+void audit_hold(struct audit_log *log);
+int audit_release(struct audit_log *log);
+
 /* CLOCK_MONOTONIC µs at which audit_tick() has work (group commit or timed checkpoint);
  * UINT64_MAX when nothing is pending. */
 uint64_t audit_next_deadline(const struct audit_log *log);

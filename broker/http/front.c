@@ -7,10 +7,12 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <sodium.h>
 
 #include "broker/http/http.h"
+#include "chan.h"
 #include "front_proto.h"
 #include "jsonrpc.h"
 #include "log.h"
@@ -48,7 +50,19 @@ struct http_state *http_get(struct broker *b) {
         return h;
 }
 
+struct front_queued {
+        uint32_t type;
+        struct front_out o;
+};
+
+static void queue_drop(struct http_state *h) {
+        for (size_t i = 0; i < h->n_queued; i++)
+                front_out_done(&h->queued[i].o);
+        h->n_queued = 0;
+}
+
 static void front_close(struct http_state *h) {
+        queue_drop(h);
         h->io = sd_event_source_disable_unref(h->io);
         h->drop = sd_event_source_disable_unref(h->drop);
         h->fd = safe_close(h->fd);
@@ -72,14 +86,9 @@ static void front_fail(struct http_state *h) {
                 front_close(h);
 }
 
-/* Sends a built message; a channel that stays full or fails is dropped (front_fail). */
-static void front_send(struct http_state *h, uint32_t type, struct front_out *o) {
-        int r = front_out_finish(o);
+static void front_transmit(struct http_state *h, uint32_t type, struct front_out *o) {
+        int r;
 
-        if (r < 0) {
-                log_error_errno(r, "Cannot build message %u for the front: %m", type);
-                return front_out_done(o);
-        }
         if (h->fd < 0 || h->drop)
                 return front_out_done(o);
         r = chan_send_raw(h->fd, type, 0, o->buf, o->len, NULL, 0);
@@ -94,6 +103,96 @@ static void front_send(struct http_state *h, uint32_t type, struct front_out *o)
                 log_error_errno(r, "Cannot send message %u to the front: %m", type);
                 front_fail(h);
         }
+}
+
+/* Sends a built message (queued while the broker is corked); a channel that stays full or fails is
+ * dropped (front_fail). */
+static void front_send(struct http_state *h, uint32_t type, struct front_out *o) {
+        int r = front_out_finish(o);
+
+        if (r < 0) {
+                log_error_errno(r, "Cannot build message %u for the front: %m", type);
+                return front_out_done(o);
+        }
+        if (h->fd < 0 || h->drop)
+                return front_out_done(o);
+        if (!h->b->corked)
+                return front_transmit(h, type, o);
+        if (h->n_queued == h->cap_queued) {
+                size_t cap = h->cap_queued ? h->cap_queued * 2 : 16;
+                struct front_queued *q = reallocarray(h->queued, cap, sizeof(*q));
+
+                if (!q) {
+                        log_oom();
+                        return front_out_done(o);
+                }
+                h->queued = q;
+                h->cap_queued = cap;
+        }
+        h->queued[h->n_queued++] = (struct front_queued) { .type = type, .o = *o };
+        *o = (struct front_out) {};
+}
+
+#define FRONT_MMSG_MAX 64
+
+/* Hands as many queued messages to the kernel as one sendmmsg(2) takes (up to FRONT_MMSG_MAX, none
+ * with fds): the number sent, or a negative errno. */
+static int queue_sendmmsg(struct http_state *h, size_t from) {
+        struct mmsghdr mm[FRONT_MMSG_MAX];
+        struct chan_hdr hdr[FRONT_MMSG_MAX];
+        struct iovec iov[FRONT_MMSG_MAX][2];
+        unsigned n = 0;
+        int r;
+
+        for (; n < FRONT_MMSG_MAX && from + n < h->n_queued; n++) {
+                const struct front_queued *q = &h->queued[from + n];
+
+                if (q->o.len > BASTION_MAX_CHAN_PAYLOAD)
+                        break;
+                hdr[n] = (struct chan_hdr) { .type = q->type, .len = (uint32_t) q->o.len };
+                iov[n][0] = (struct iovec) { &hdr[n], sizeof(hdr[n]) };
+                iov[n][1] = (struct iovec) { q->o.buf, q->o.len };
+                mm[n] = (struct mmsghdr) { .msg_hdr = { .msg_iov = iov[n], .msg_iovlen = 2 } };
+        }
+        if (n == 0)
+                return 0;
+        do
+                r = sendmmsg(h->fd, mm, n, MSG_NOSIGNAL);
+        while (r < 0 && errno == EINTR);
+        if (r < 0)
+                return errno == EAGAIN ? 0 : -errno;
+        for (int i = 0; i < r; i++)
+                if (mm[i].msg_len != sizeof(hdr[i]) + h->queued[from + i].o.len)
+                        return -EMSGSIZE;
+        return r;
+}
+
+void http_uncork(struct broker *b) {
+        struct http_state *h = b->http;
+        size_t i = 0;
+
+        if (!h)
+                return;
+        /* Batches through sendmmsg while the channel takes them; the rest (a full channel, a message
+         * sendmmsg cannot send) one by one through front_transmit(), which waits a little or drops the
+         * channel. Either may drop the channel, and the queue with it, half way. */
+        while (i < h->n_queued && h->fd >= 0 && !h->drop) {
+                int r = queue_sendmmsg(h, i);
+
+                if (r < 0) {
+                        log_error_errno(r, "Cannot send to the front: %m");
+                        front_fail(h);
+                        break;
+                }
+                for (int k = 0; k < r; k++)
+                        front_out_done(&h->queued[i + (size_t) k].o);
+                i += (size_t) r;
+                if (r == 0 && i < h->n_queued) {
+                        front_transmit(h, h->queued[i].type, &h->queued[i].o);
+                        i++;
+                }
+        }
+        queue_drop(h);
 }
 
 /* [[name, value], ...] (taken; may be NULL) as string pairs. */
@@ -271,25 +370,23 @@ static int dispatch(struct http_state *h, const struct front_msg *m) {
         return -EBADMSG;
 }
 
-static int on_front(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        struct http_state *h = userdata;
-
+static void front_batch(struct http_state *h, int fd) {
         /* A bounded batch per wake-up, so one busy front cannot starve the workers. */
         for (int i = 0; i < 64 && h->fd >= 0 && !h->drop; i++) {
                 struct front_msg m;
                 int r = front_recv(fd, &m);
 
                 if (r == -EAGAIN)
-                        return 0;
+                        return;
                 if (r == 0) {
                         log_info("the front closed its channel");
                         front_close(h);
-                        return 0;
+                        return;
                 }
                 if (r < 0) {
                         log_error_errno(r, "Bad message from the front: %m; closing its channel");
                         front_close(h);
-                        return 0;
+                        return;
                 }
                 r = dispatch(h, &m);
                 front_msg_done(&m);
@@ -297,9 +394,17 @@ static int on_front(sd_event_source *s, int fd, uint32_t revents, void *userdata
                         log_error("The front sent a message that breaks the protocol (type %u); closing its channel",
                                   m.type);
                         front_close(h);
-                        return 0;
+                        return;
                 }
         }
+}
+
+static int on_front(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        struct http_state *h = userdata;
+
+        broker_cork(h->b);
+        front_batch(h, fd);
+        broker_uncork(h->b);
         return 0;
 }
 
@@ -341,6 +446,7 @@ void http_done(struct broker *b) {
         jwks_free(h->jwks);
         jwt_cache_free(h->cache);
         free(h->buckets);
+        free(h->queued);
         free(h);
         b->http = NULL;
 }

@@ -90,6 +90,8 @@ struct http_state {
         struct jwt_cache *cache;
         struct rate_bucket *buckets;
         uint8_t bucket_key[16];
+        struct front_queued *queued;    /* built while the broker was corked (broker_cork()) */
+        size_t n_queued, cap_queued;
 };
 
 /* front.c */

@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -457,6 +458,117 @@ Test(audit, killed_writer_loses_no_written_record_and_restart_verifies) {
         audit_close(log);
         cr_assert_eq(verify_dir(0, &rep, NULL), 0, "%s:%lu %s", rep.file, rep.line, rep.reason);
         cr_assert_eq(rep.n_records, 104);
+}
+
+static off_t log_size(void) {
+        size_t size;
+        _cleanup_free_ char *data = read_log(&size);
+
+        return (off_t) size;
+}
+
+Test(audit, held_records_reach_the_file_together_at_release_and_chain_on) {
+        struct audit_verify_report rep;
+        struct audit_log *log = open_log(0);
+        _cleanup_json_ json_t *args = json_pack("{s:s}", "sku", "SKU-1");
+        off_t before;
+        uint64_t seq, seq2;
+
+        append_calls(log, 2);
+        before = log_size();
+        audit_hold(log);
+        cr_assert_eq(audit_call_intent(log, &alice, "inventory", "get_stock", args, NULL, AUDIT_BATCHED, &seq), 0);
+        cr_assert_eq(audit_call_result(log, seq, &alice, "inventory", "get_stock", AUDIT_STATUS_OK, NULL, 7,
+                                       AUDIT_BATCHED), 0);
+        cr_assert_eq(audit_call_intent(log, &alice, "inventory", "get_stock", args, NULL, AUDIT_BATCHED, &seq2), 0);
+        /* Numbered and chained already, not in the file yet. */
+        cr_assert_eq(seq2, seq + 2);
+        cr_assert_eq(audit_last_seq(log), seq2);
+        cr_assert_eq(log_size(), before);
+        cr_assert_eq(audit_release(log), 0);
+        cr_assert_gt(log_size(), before);
+        /* Not held any more: the next record goes straight to the file. */
+        before = log_size();
+        cr_assert_eq(audit_call_result(log, seq2, &alice, "inventory", "get_stock", AUDIT_STATUS_OK, NULL, 7,
+                                       AUDIT_BATCHED), 0);
+        cr_assert_gt(log_size(), before);
+        cr_assert_eq(audit_close(log), 0);
+        cr_assert_eq(verify_dir(0, &rep, NULL), 0, "%s:%lu %s", rep.file, rep.line, rep.reason);
+        cr_assert_eq(rep.n_records, 1 + 4 + 4 + 1);             /* start, 2 calls, the held batch, close */
+}
+
+Test(audit, a_durable_append_while_held_writes_what_is_held_first) {
+        struct audit_verify_report rep;
+        struct audit_log *log = open_log(0);
+        _cleanup_json_ json_t *args = json_pack("{s:s}", "sku", "SKU-1");
+        size_t size;
+        uint64_t seq, seq2;
+
+        audit_hold(log);
+        cr_assert_eq(audit_call_intent(log, &alice, "inventory", "get_stock", args, NULL, AUDIT_BATCHED, &seq), 0);
+        cr_assert_eq(audit_call_intent(log, &alice, "inventory", "reorder", args, NULL, AUDIT_DURABLE, &seq2), 0);
+        /* Both on file before the durable append returned, in order, still held for what follows. */
+        _cleanup_free_ char *data = read_log(&size);
+        cr_assert_not_null(strstr(data, "\"tool\":\"get_stock\""));
+        cr_assert_not_null(strstr(data, "\"tool\":\"reorder\""));
+        cr_assert_lt(strstr(data, "get_stock"), strstr(data, "reorder"));
+        cr_assert_eq(audit_call_result(log, seq, &alice, "inventory", "get_stock", AUDIT_STATUS_OK, NULL, 7,
+                                       AUDIT_BATCHED), 0);
+        cr_assert_eq(log_size(), (off_t) size);
+        cr_assert_eq(audit_release(log), 0);
+        cr_assert_gt(log_size(), (off_t) size);
+        cr_assert_eq(audit_close(log), 0);
+        cr_assert_eq(verify_dir(0, &rep, NULL), 0, "%s:%lu %s", rep.file, rep.line, rep.reason);
+}
+
+/* The release's write fails (the file may not grow: RLIMIT_FSIZE, as a full disk would): it says so,
+ * leaves no part of the batch in the file, and every later append fails too. In a child, for the limit. */
+Test(audit, a_failed_release_leaves_no_part_of_the_batch_and_fails_closed) {
+        struct audit_verify_report rep;
+        pid_t pid;
+        int status;
+
+        pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0) {
+                struct audit_options o = { .dir = dir, .seed = seed, .checkpoint_sec = 3600 };
+                _cleanup_json_ json_t *args = json_pack("{s:s}", "sku", "SKU-1");
+                struct audit_log *log = NULL;
+                struct rlimit rl;
+                off_t before;
+                uint64_t seq;
+
+                signal(SIGXFSZ, SIG_IGN);
+                if (audit_open(&o, &log) < 0)
+                        _exit(10);
+                append_calls(log, 1);
+                before = log_size();
+                audit_hold(log);
+                for (int i = 0; i < 4; i++)
+                        if (audit_call_intent(log, &alice, "inventory", "get_stock", args, NULL, AUDIT_BATCHED, &seq) < 0)
+                                _exit(11);
+                rl = (struct rlimit) { .rlim_cur = (rlim_t) before + 100, .rlim_max = RLIM_INFINITY };
+                if (setrlimit(RLIMIT_FSIZE, &rl) < 0)
+                        _exit(12);
+                if (audit_release(log) != -EFBIG)
+                        _exit(13);
+                if (log_size() != before)
+                        _exit(14);
+                rl.rlim_cur = RLIM_INFINITY;
+                if (setrlimit(RLIMIT_FSIZE, &rl) < 0)
+                        _exit(15);
+                /* Sticky, though the file could grow again. */
+                if (audit_call_intent(log, &alice, "inventory", "get_stock", args, NULL, AUDIT_BATCHED, &seq) != -EFBIG)
+                        _exit(16);
+                if (log_size() != before)
+                        _exit(17);
+                _exit(0);
+        }
+        cr_assert_eq(waitpid(pid, &status, 0), pid);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", WEXITSTATUS(status));
+        /* What is on file is the start and one call, intact (never closed: unvouched). */
+        cr_assert_eq(verify_dir(AUDIT_VERIFY_ALLOW_TAIL, &rep, NULL), 0, "%s:%lu %s", rep.file, rep.line, rep.reason);
+        cr_assert_eq(rep.last_seq, 3);
 }
 
 Test(audit, deadlines_drive_group_commit_and_timed_checkpoints) {
