@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -81,39 +82,12 @@ static void close_fds(int *fds, unsigned n) {
  * of every HTTP request. Only the pages a message touches are ever resident. */
 static char *recv_buf;
 
-/* Receives one message into the process's buffer: 1 with *ret_hdr, the payload at *ret_data (valid
- * until the next receive) and the fds in fds[]; 0 at EOF; -EAGAIN; -EBADMSG with no fd left open. */
-static int recv_one(int fd, struct chan_hdr *ret_hdr, char **ret_data, int fds[BASTION_MAX_CHAN_FDS]) {
-        char *buf;
-        struct chan_hdr hdr;
-        union {
-                struct cmsghdr align;
-                char buf[CMSG_SPACE(sizeof(int) * BASTION_MAX_CHAN_FDS)];
-        } control = {};
-        struct iovec iov;
-        struct msghdr mh = {
-                .msg_iov = &iov, .msg_iovlen = 1,
-                .msg_control = control.buf, .msg_controllen = sizeof(control.buf),
-        };
+/* Takes the fds out of a received message's control data: at most BASTION_MAX_CHAN_FDS into fds[],
+ * any beyond closed. Returns how many. */
+static unsigned take_fds(struct msghdr *mh, int fds[BASTION_MAX_CHAN_FDS]) {
         unsigned n_fds = 0;
-        ssize_t n;
 
-        /* One extra byte so that an oversized datagram shows up as MSG_TRUNC, never silently cut. */
-        if (!recv_buf)
-                recv_buf = malloc(sizeof(hdr) + BASTION_MAX_CHAN_PAYLOAD + 1);
-        if (!recv_buf)
-                return -ENOMEM;
-        buf = recv_buf;
-        iov = (struct iovec) { buf, sizeof(hdr) + BASTION_MAX_CHAN_PAYLOAD + 1 };
-        do
-                n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
-        while (n < 0 && errno == EINTR);
-        if (n < 0)
-                return -errno;
-        if (n == 0)
-                return 0;
-
-        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
                 unsigned k;
                 if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
                         continue;
@@ -127,21 +101,61 @@ static int recv_one(int fd, struct chan_hdr *ret_hdr, char **ret_data, int fds[B
                                 close(f);
                 }
         }
-        if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))
+        return n_fds;
+}
+
+/* Checks n received bytes at buf (and the fds that came with them): 1 with *ret_hdr and the payload
+ * at *ret_data; -EBADMSG with the bytes zeroed and no fd left open. */
+static int check_one(char *buf, size_t n, int msg_flags, int fds[BASTION_MAX_CHAN_FDS], unsigned n_fds,
+                     struct chan_hdr *ret_hdr, char **ret_data) {
+        struct chan_hdr hdr;
+
+        if (msg_flags & (MSG_TRUNC | MSG_CTRUNC))
                 goto bad;
-        if ((size_t) n < sizeof(hdr))
+        if (n < sizeof(hdr))
                 goto bad;
         memcpy(&hdr, buf, sizeof(hdr));
-        if (hdr.len != (size_t) n - sizeof(hdr) || hdr.n_fds != n_fds || hdr.type == 0 ||
-            hdr.type >= CHAN_TYPE_LIMIT)
+        if (hdr.len != n - sizeof(hdr) || hdr.n_fds != n_fds || hdr.type == 0 || hdr.type >= CHAN_TYPE_LIMIT)
                 goto bad;
         *ret_hdr = hdr;
         *ret_data = buf + sizeof(hdr);
         return 1;
 bad:
-        explicit_bzero(buf, n > 0 ? (size_t) n : 0);
+        explicit_bzero(buf, n);
         close_fds(fds, n_fds);
         return -EBADMSG;
+}
+
+/* Receives one message into the process's buffer: 1 with *ret_hdr, the payload at *ret_data (valid
+ * until the next receive) and the fds in fds[]; 0 at EOF; -EAGAIN; -EBADMSG with no fd left open. */
+static int recv_one(int fd, struct chan_hdr *ret_hdr, char **ret_data, int fds[BASTION_MAX_CHAN_FDS]) {
+        char *buf;
+        union {
+                struct cmsghdr align;
+                char buf[CMSG_SPACE(sizeof(int) * BASTION_MAX_CHAN_FDS)];
+        } control = {};
+        struct iovec iov;
+        struct msghdr mh = {
+                .msg_iov = &iov, .msg_iovlen = 1,
+                .msg_control = control.buf, .msg_controllen = sizeof(control.buf),
+        };
+        ssize_t n;
+
+        /* One extra byte so that an oversized datagram shows up as MSG_TRUNC, never silently cut. */
+        if (!recv_buf)
+                recv_buf = malloc(sizeof(struct chan_hdr) + BASTION_MAX_CHAN_PAYLOAD + 1);
+        if (!recv_buf)
+                return -ENOMEM;
+        buf = recv_buf;
+        iov = (struct iovec) { buf, sizeof(struct chan_hdr) + BASTION_MAX_CHAN_PAYLOAD + 1 };
+        do
+                n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+                return -errno;
+        if (n == 0)
+                return 0;
+        return check_one(buf, (size_t) n, mh.msg_flags, fds, take_fds(&mh, fds), ret_hdr, ret_data);
 }
 
 int chan_recv(int fd, struct chan_msg *ret) {
@@ -200,6 +214,101 @@ int chan_recv_raw(int fd, struct chan_raw *ret) {
         ret->id = hdr.id;
         ret->len = hdr.len;
         return 1;
+}
+
+/* The batch receive's buffers: CHAN_RECV_BATCH slots, each as large as the largest message, mapped at
+ * first use without reserving memory. Only the pages messages touch become resident, and the bytes a
+ * message filled are zeroed once it has been copied out. */
+static char *batch_buf;
+static size_t batch_slot;
+
+int chan_recv_raw_batch(int fd, struct chan_raw *ret, unsigned max) {
+        struct mmsghdr mm[CHAN_RECV_BATCH];
+        struct iovec iov[CHAN_RECV_BATCH];
+        union {
+                struct cmsghdr align;
+                char buf[CMSG_SPACE(sizeof(int) * BASTION_MAX_CHAN_FDS)];
+        } control[CHAN_RECV_BATCH];
+        unsigned got = 0;
+        int n, r = 0;
+
+        if (max == 0 || max > CHAN_RECV_BATCH)
+                return -EINVAL;
+        if (!batch_buf) {
+                long page = sysconf(_SC_PAGESIZE);
+                size_t slot = sizeof(struct chan_hdr) + BASTION_MAX_CHAN_PAYLOAD + 1;
+                void *p;
+
+                slot = (slot + (size_t) page - 1) / (size_t) page * (size_t) page;
+                p = mmap(NULL, slot * CHAN_RECV_BATCH, PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+                if (p == MAP_FAILED)
+                        return -ENOMEM;
+                batch_buf = p;
+                batch_slot = slot;
+        }
+        memset(control, 0, sizeof(control[0]) * max);
+        for (unsigned i = 0; i < max; i++) {
+                /* One extra byte per slot so that an oversized datagram shows up as MSG_TRUNC. */
+                iov[i] = (struct iovec) { batch_buf + i * batch_slot, sizeof(struct chan_hdr) + BASTION_MAX_CHAN_PAYLOAD + 1 };
+                mm[i] = (struct mmsghdr) { .msg_hdr = {
+                        .msg_iov = &iov[i], .msg_iovlen = 1,
+                        .msg_control = control[i].buf, .msg_controllen = sizeof(control[i].buf),
+                } };
+        }
+        do
+                n = recvmmsg(fd, mm, max, MSG_DONTWAIT | MSG_CMSG_CLOEXEC, NULL);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+                return -errno;
+        for (int i = 0; i < n; i++) {
+                char *buf = batch_buf + (size_t) i * batch_slot, *data;
+                int fds[BASTION_MAX_CHAN_FDS];
+                unsigned n_fds = take_fds(&mm[i].msg_hdr, fds);
+                struct chan_hdr hdr;
+
+                /* A zero-length datagram is the end of the channel (no message is shorter than its
+                 * header): it ends the batch; the next receive reports the EOF. */
+                if (mm[i].msg_len == 0) {
+                        close_fds(fds, n_fds);
+                        continue;
+                }
+                if (r < 0) {
+                        /* After a bad message: only clean up what came with it. */
+                        explicit_bzero(buf, mm[i].msg_len);
+                        close_fds(fds, n_fds);
+                        continue;
+                }
+                r = check_one(buf, mm[i].msg_len, mm[i].msg_hdr.msg_flags, fds, n_fds, &hdr, &data);
+                if (r < 0)
+                        continue;
+                if (n_fds > 0) {
+                        close_fds(fds, n_fds);
+                        explicit_bzero(buf, sizeof(hdr) + hdr.len);
+                        r = -EBADMSG;
+                        continue;
+                }
+                ret[got].data = malloc(hdr.len + 1);
+                if (ret[got].data) {
+                        memcpy(ret[got].data, data, hdr.len);
+                        ret[got].data[hdr.len] = '\0';
+                }
+                explicit_bzero(buf, sizeof(hdr) + hdr.len);
+                if (!ret[got].data) {
+                        r = -ENOMEM;
+                        continue;
+                }
+                ret[got].type = hdr.type;
+                ret[got].id = hdr.id;
+                ret[got].len = hdr.len;
+                got++;
+        }
+        if (r < 0) {
+                for (unsigned i = 0; i < got; i++)
+                        chan_raw_done(&ret[i]);
+                return r;
+        }
+        return (int) got;
 }
 
 void chan_raw_done(struct chan_raw *m) {

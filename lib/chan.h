@@ -74,6 +74,13 @@ struct chan_raw {
 int chan_send_raw(int fd, uint32_t type, uint32_t id, const void *data, size_t len, const int *fds, unsigned n_fds);
 /* 1, 0 at EOF, -EAGAIN, -EBADMSG (also for a message that carries fds), -ENOMEM. */
 int chan_recv_raw(int fd, struct chan_raw *ret);
+/* Receives up to max (1..CHAN_RECV_BATCH) messages without fds with one recvmmsg(2), each into a copy
+ * of its own like chan_recv_raw(): how many (> 0); 0 when the channel ended before any; -EAGAIN when
+ * none was waiting; -EBADMSG (any bad message, or one with fds: none is returned then, no fd is left
+ * open) or -ENOMEM. Fewer than max means the socket had no more at that moment; an EOF after some
+ * messages is reported by the next call. */
+#define CHAN_RECV_BATCH 16
+int chan_recv_raw_batch(int fd, struct chan_raw *ret, unsigned max);
 void chan_raw_done(struct chan_raw *m);
 
 /* Sends one message; fds are duplicated by the kernel, the caller keeps its copies. */

@@ -45,11 +45,11 @@ static const char *const worker_allow[] = { ALLOW_RUNTIME, ALLOW_FD_IO, ALLOW_SQ
  * connections on the listener it was given, makes channels (socketpair AF_UNIX only, filter.c) and
  * sealed memfds (credentials for workers, sealed with fcntl), writes and syncs its audit log, and
  * creates the next audit file on rotation (openat O_CREAT|O_EXCL|O_APPEND only, filter.c; Landlock
- * keeps it in the audit directory). libsodium mlock()s the keys it holds; a batch of answers goes to the
- * front in one sendmmsg. No exec, no new socket. */
+ * keeps it in the audit directory). libsodium mlock()s the keys it holds; messages to and from the front
+ * go in batches (sendmmsg, recvmmsg). No exec, no new socket. */
 static const char *const broker_allow[] = {
         ALLOW_RUNTIME, ALLOW_FD_IO, "accept", "accept4", "fsync", "fdatasync", "ftruncate", "pipe2",
-        "memfd_create", "mlock", "munlock", "sendmmsg", NULL,
+        "memfd_create", "mlock", "munlock", "sendmmsg", "recvmmsg", NULL,
 };
 /* The front terminates TLS on the listener it was given and relays to the broker over fds it holds;
  * OpenSSL needs only getrandom (ALLOW_RUNTIME) once initialised. It opens nothing. */

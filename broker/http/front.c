@@ -370,32 +370,50 @@ static int dispatch(struct http_state *h, const struct front_msg *m) {
         return -EBADMSG;
 }
 
+/* Up to 64 messages per wake-up, so one busy front cannot starve the workers, received CHAN_RECV_BATCH
+ * at a time: a short batch means the channel is empty, and epoll wakes us for the next. */
 static void front_batch(struct http_state *h, int fd) {
-        /* A bounded batch per wake-up, so one busy front cannot starve the workers. */
-        for (int i = 0; i < 64 && h->fd >= 0 && !h->drop; i++) {
-                struct front_msg m;
-                int r = front_recv(fd, &m);
+        for (unsigned total = 0; total < 64 && h->fd >= 0 && !h->drop;) {
+                struct chan_raw raw[CHAN_RECV_BATCH];
+                int n = chan_recv_raw_batch(fd, raw, CHAN_RECV_BATCH);
 
-                if (r == -EAGAIN)
+                if (n == -EAGAIN)
                         return;
-                if (r == 0) {
+                if (n == 0) {
                         log_info("the front closed its channel");
                         front_close(h);
                         return;
                 }
-                if (r < 0) {
-                        log_error_errno(r, "Bad message from the front: %m; closing its channel");
+                if (n < 0) {
+                        log_error_errno(n, "Bad message from the front: %m; closing its channel");
                         front_close(h);
                         return;
                 }
-                r = dispatch(h, &m);
-                front_msg_done(&m);
-                if (r < 0) {
-                        log_error("The front sent a message that breaks the protocol (type %u); closing its channel",
-                                  m.type);
-                        front_close(h);
-                        return;
+                for (int i = 0; i < n; i++) {
+                        struct front_msg m;
+                        uint32_t type = raw[i].type;
+                        int r = h->fd < 0 || h->drop ? 0 : front_parse(&raw[i], &m);
+
+                        if (r == 0) {
+                                chan_raw_done(&raw[i]);         /* the channel went while we handled the batch */
+                                continue;
+                        }
+                        if (r > 0) {
+                                r = dispatch(h, &m);
+                                front_msg_done(&m);
+                        }
+                        if (r < 0) {
+                                log_error("The front sent a message that breaks the protocol (type %u); closing its channel",
+                                          type);
+                                front_close(h);
+                                for (int k = i + 1; k < n; k++)
+                                        chan_raw_done(&raw[k]);
+                                return;
+                        }
                 }
+                total += (unsigned) n;
+                if (n < CHAN_RECV_BATCH)
+                        return;
         }
 }
 

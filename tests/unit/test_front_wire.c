@@ -222,3 +222,72 @@ Test(front_wire, a_request_keeps_the_shape_the_broker_relies_on) {
                                    REQ("inventory", "/mcp/inventory", "127.0.0.1", "")), -EBADMSG);
         cr_assert_eq(request_check(POST, REQ("inventory", "/mcp/inventory", "127.0.0.1")), -EBADMSG);
 }
+
+/* The broker's batch receive (chan_recv_raw_batch, one recvmmsg): every message back in order, each
+ * in a copy of its own; a short batch means the channel was empty; the EOF after messages comes next. */
+Test(front_wire, a_batch_receive_returns_every_message_in_order_then_eagain_then_eof) {
+        struct chan_raw raw[CHAN_RECV_BATCH];
+        char text[32];
+        int n;
+
+        for (int i = 0; i < 20; i++) {
+                snprintf(text, sizeof(text), "message %d", i);
+                cr_assert_eq(chan_send_raw(sv[0], FRONT_CANCEL, (uint32_t) i, text, strlen(text), NULL, 0), 0);
+        }
+        cr_assert_eq(chan_recv_raw_batch(sv[1], raw, 0), -EINVAL);
+        cr_assert_eq(chan_recv_raw_batch(sv[1], raw, CHAN_RECV_BATCH + 1), -EINVAL);
+        for (int first = 0, expect = CHAN_RECV_BATCH; first < 20; first += n, expect = 20 - first) {
+                n = chan_recv_raw_batch(sv[1], raw, CHAN_RECV_BATCH);
+                cr_assert_eq(n, expect);
+                for (int i = 0; i < n; i++) {
+                        snprintf(text, sizeof(text), "message %d", first + i);
+                        cr_assert_eq(raw[i].type, FRONT_CANCEL);
+                        cr_assert_eq(raw[i].id, (uint32_t) (first + i));
+                        cr_assert_eq(raw[i].len, strlen(text));
+                        cr_assert_str_eq(raw[i].data, text);
+                        chan_raw_done(&raw[i]);
+                }
+        }
+        cr_assert_eq(chan_recv_raw_batch(sv[1], raw, CHAN_RECV_BATCH), -EAGAIN);
+        cr_assert_eq(chan_send_raw(sv[0], FRONT_CANCEL, 1, "a", 1, NULL, 0), 0);
+        cr_assert_eq(chan_send_raw(sv[0], FRONT_CANCEL, 2, "b", 1, NULL, 0), 0);
+        close(sv[0]);
+        sv[0] = -1;
+        cr_assert_eq(chan_recv_raw_batch(sv[1], raw, CHAN_RECV_BATCH), 2);
+        cr_assert_str_eq(raw[0].data, "a");
+        cr_assert_str_eq(raw[1].data, "b");
+        chan_raw_done(&raw[0]);
+        chan_raw_done(&raw[1]);
+        cr_assert_eq(chan_recv_raw_batch(sv[1], raw, CHAN_RECV_BATCH), 0);
+}
+
+/* One message with an fd among good ones: the whole batch is refused, no message handed out, the fd
+ * not kept (a compromised front could otherwise fill the broker's fd table). */
+Test(front_wire, a_batch_with_an_fd_in_it_is_refused_whole_and_the_fd_not_kept) {
+        struct chan_raw raw[CHAN_RECV_BATCH];
+        int fd = open("/dev/null", O_RDONLY | O_CLOEXEC), before;
+
+        cr_assert_geq(fd, 0);
+        before = dup(fd);
+        close(before);
+        cr_assert_eq(chan_send_raw(sv[0], FRONT_CANCEL, 0, "good", 4, NULL, 0), 0);
+        cr_assert_eq(chan_send_raw(sv[0], FRONT_CANCEL, 0, "fd", 2, &fd, 1), 0);
+        cr_assert_eq(chan_send_raw(sv[0], FRONT_CANCEL, 0, "after", 5, &fd, 1), 0);
+        close(fd);
+        cr_assert_eq(chan_recv_raw_batch(sv[1], raw, CHAN_RECV_BATCH), -EBADMSG);
+        cr_assert_eq(fcntl(before, F_GETFD), -1, "a received fd is still open");
+        cr_assert_eq(fcntl(before + 1, F_GETFD), -1, "a received fd is still open");
+}
+
+/* A header that claims more than arrived is refused, as by the one-message receive. */
+Test(front_wire, a_batch_with_a_lying_header_is_refused) {
+        struct chan_raw raw[CHAN_RECV_BATCH];
+        struct chan_hdr hdr = { .type = FRONT_CANCEL, .len = 100 };
+        char buf[sizeof(hdr) + 4];
+
+        memcpy(buf, &hdr, sizeof(hdr));
+        memcpy(buf + sizeof(hdr), "abcd", 4);
+        cr_assert_eq(chan_send_raw(sv[0], FRONT_CANCEL, 0, "good", 4, NULL, 0), 0);
+        cr_assert_eq(send(sv[0], buf, sizeof(buf), 0), (ssize_t) sizeof(buf));
+        cr_assert_eq(chan_recv_raw_batch(sv[1], raw, CHAN_RECV_BATCH), -EBADMSG);
+}
