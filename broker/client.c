@@ -159,7 +159,10 @@ static int on_client(sd_event_source *s, int fd, uint32_t revents, void *userdat
                 /* EOF is a half-close: what is in flight is still answered, then the connection ends. */
                 if (n == 0)
                         c->read_closed = true;
+                /* The lines of one read are one batch (broker_cork()); answers go out below, after it. */
+                broker_cork(c->b);
                 client_read(c);
+                broker_uncork(c->b);
         }
         if ((revents & (EPOLLHUP | EPOLLERR)) && !(revents & EPOLLIN)) {
                 /* The peer is gone both ways: its calls are cancelled at the workers. */

@@ -6,10 +6,10 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readdirSync, writeSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
-import { Daemon, bin, inventoryServer, sleep } from './harness.mjs';
+import { Daemon, bin, inventoryServer, sleep, waitFor } from './harness.mjs';
 
 const CALLS = 1000;
 const CONNECTIONS = 4;
@@ -164,4 +164,63 @@ test('kill -9 of the broker during 1,000 side-effecting calls loses no acknowled
   // Every intent is a call the worker may have acted on: none may be missing an answer that was given.
   assert.ok(intents.size >= acked.size);
   d.cleanup();
+});
+
+// The broker writes the audit records of one batch of messages (here: the lines of one read from a
+// local connection) with one write(2) and lets nothing of the batch leave before it
+// (docs/audit-secrets.md). When that write fails — the audit directory is a small tmpfs, filled up from
+// outside — none of the batch's calls may run: the worker the batch would have written to is dropped
+// with its requests unsent, every call of the batch gets an error, every later call is refused, and
+// every call that was answered with a result has its intent and its result in the file.
+const AUDIT_REFUSED = -31004;
+
+test('an audit write that fails for a batch: its calls fail without reaching the worker, later calls are refused', { timeout: 60000 }, async (t) => {
+  const d = await Daemon.start({ prepare: (d) => d.mount('audit', '1m') });
+  t.after(() => d.kill());
+  const c = await connect(d.socket);
+  t.after(() => c.close());
+  const stock = (i) => c.request('tools/call', { name: 'get_stock', arguments: { sku: 'SKU-1001' }, _meta: { n: i } });
+  const first = await stock(0);
+  assert.ok(first.result && !first.result.isError, JSON.stringify(first));
+
+  // Fill the file system: from now on the log can grow only into the slack of its last page.
+  const auditDir = join(d.dir, 'audit');
+  const filler = openSync(join(auditDir, 'filler'), 'w');
+  for (let chunk = 65536; chunk >= 1;) {
+    try { writeSync(filler, Buffer.alloc(chunk)); } catch (e) { if (e.code !== 'ENOSPC') throw e; chunk >>= 1; }
+  }
+  closeSync(filler);
+
+  let ok = 1;
+  const failed = [];
+  for (let round = 0; round < 20 && !failed.length; round++) {
+    const answers = await Promise.all(Array.from({ length: 8 }, (_, i) => stock(round * 8 + i + 1)));
+    for (const a of answers) {
+      if (a.result && !a.result.isError) ok++;
+      else failed.push(a);
+    }
+  }
+  assert.ok(failed.length > 0, 'the audit log never ran out of room');
+  for (const a of failed)
+    assert.ok([SERVER_UNAVAILABLE, AUDIT_REFUSED].includes(a.error?.code), JSON.stringify(a));
+  await waitFor('the broker to say why', () => /AUDIT LOG WRITE FAILED/.test(d.stderr), 5000);
+  // A batch whose write failed was taken from the worker unsent.
+  if (failed.some((a) => a.error.code === SERVER_UNAVAILABLE))
+    assert.match(d.stderr, /worker inventory down: the audit log cannot be written/);
+  const later = await stock(1000);
+  assert.equal(later.error?.code, AUDIT_REFUSED, JSON.stringify(later));
+  assert.match(later.error.message, /audit log cannot be written/);
+
+  // Every call that ran (its client got a result) has its intent on file: the intent's batch was written
+  // before the worker heard of it. Its result record may be missing only if it was in the batch whose
+  // write failed — the answer still went out, as for any failed result record (bastion-audit(5)).
+  const lines = readFileSync(join(auditDir, readdirSync(auditDir).filter((f) => f.endsWith('.jsonl')).sort().pop()), 'utf8')
+    .split('\n');
+  lines.pop();          // after the last newline: nothing, or a torn piece the next open cuts off
+  const records = lines.map((l) => JSON.parse(l));
+  const intents = new Set(records.filter((r) => r.type === 'call.intent' && r.tool === 'get_stock').map((r) => r.seq));
+  const results = records.filter((r) => r.type === 'call.result' && r.tool === 'get_stock');
+  assert.ok(intents.size >= ok, `${intents.size} intent records for ${ok} calls that ran`);
+  assert.ok(results.length <= ok && results.length >= ok - 8, `${results.length} result records for ${ok} calls that ran`);
+  for (const r of results) assert.ok(intents.has(r.intent_seq), `result ${r.seq} without its intent`);
 });

@@ -270,8 +270,9 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
 
 export class Daemon {
   // libexecDir: where bastiond finds bastion-broker and bastion-worker (default: the build directory).
-  static async start({ servers = [inventoryServer('inventory')], wait = ['inventory'], libexecDir } = {}) {
-    const d = new Daemon(servers, { libexecDir });
+  // prepare(d): runs once the daemon's directory exists, before bastiond starts (d.mount() goes there).
+  static async start({ servers = [inventoryServer('inventory')], wait = ['inventory'], libexecDir, prepare } = {}) {
+    const d = new Daemon(servers, { libexecDir, prepare });
     try {
       await d.waitReady(wait);
     } catch (e) {
@@ -281,7 +282,7 @@ export class Daemon {
     return d;
   }
 
-  constructor(servers, { libexecDir = BUILD_DIR } = {}) {
+  constructor(servers, { libexecDir = BUILD_DIR, prepare } = {}) {
     ensureTestUser();
     this.libexecDir = libexecDir;
     this.dir = mkdtempSync('/tmp/bastion-it-');
@@ -294,7 +295,9 @@ export class Daemon {
     this.configPath = join(this.dir, 'bastion.conf');
     this.uids = takeUidBlock();
     this.clients = [];
+    this.mounts = [];
     this.writeConfig(servers);
+    prepare?.(this);
     this.stderr = '';
     this.exited = null;
     this.proc = spawn(bin('bastiond'), ['--config', this.configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -421,10 +424,25 @@ export class Daemon {
     this.cleanup();
   }
 
+  // A tmpfs of `size` at this.dir/SUBDIR (made if missing), unmounted at cleanup.
+  mount(subdir, size) {
+    const at = join(this.dir, subdir);
+    mkdirSync(at, { recursive: true });
+    const r = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0755`, 'tmpfs', at], { encoding: 'utf8' });
+    assert.equal(r.status, 0, `mount tmpfs at ${at}: ${r.stderr}`);
+    this.mounts.push(at);
+    return at;
+  }
+
   cleanup() {
     if (!running.has(this)) return;
     running.delete(this);
     for (const c of this.clients.splice(0)) c.close().catch(() => {});
+    for (const at of this.mounts.splice(0)) {
+      const files = readdirSync(at).map((f) => join(at, f));
+      if (files.length) spawnSync('chattr', ['-a', ...files]);
+      spawnSync('umount', [at]);
+    }
     removeDaemonDir(this.dir);
     try { rmSync(this.uids.dir, { recursive: true, force: true }); } catch { /* gone */ }
   }
