@@ -161,8 +161,9 @@ struct mcp_server {
 
 int mcp_server_init(struct mcp_server *s, const struct domain *d, void *domain_state, int out_fd);
 void mcp_server_done(struct mcp_server *s);
-/* Handles every complete line buffered in s->in, queueing (and, with an out_fd, writing) replies.
- * Negative errno only when the channel itself failed. */
+/* Handles every complete line buffered in s->in, queueing the replies and then (with an out_fd) writing
+ * them out together; a message a handler sends meanwhile (progress, log, a request to the client) is
+ * written at once, after the replies queued before it. Negative errno only when the channel failed. */
 int mcp_server_process(struct mcp_server *s);
 /* Serves on in_fd/out_fd until EOF or mcp_server_stop() (0), or a channel error (negative errno). */
 int mcp_server_run(struct mcp_server *s, int in_fd);

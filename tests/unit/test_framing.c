@@ -3,9 +3,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bounds.h"
@@ -450,4 +453,293 @@ Test(process, sigterm_between_calls_exits_0) {
         close(sv[0]);
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
         cr_assert_eq(system(cmd), 0);
+}
+
+/* ---- replies written together: order, completeness, and what must not wait ---- */
+
+static uint64_t ms_now(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Appends to `replies` every line that arrives on fd until it holds n or timeout_ms has passed. */
+static void read_replies(int fd, json_t *replies, size_t n, int timeout_ms) {
+        static char buf[1 << 16];
+        static size_t len;
+        uint64_t deadline = ms_now() + timeout_ms;
+
+        while (json_array_size(replies) < n) {
+                struct pollfd p = { .fd = fd, .events = POLLIN };
+                uint64_t now = ms_now();
+                char *nl;
+                ssize_t k;
+
+                while ((nl = memchr(buf, '\n', len)) && json_array_size(replies) < n) {
+                        json_t *v = json_loadb(buf, nl - buf, 0, NULL);
+
+                        cr_assert_not_null(v, "reply is not JSON: %.*s", (int) (nl - buf), buf);
+                        json_array_append_new(replies, v);
+                        len -= nl - buf + 1;
+                        memmove(buf, nl + 1, len);
+                }
+                if (json_array_size(replies) >= n)
+                        return;
+                /* Past the deadline, what has already arrived is still taken. */
+                if (poll(&p, 1, now >= deadline ? 0 : (int) (deadline - now)) <= 0) {
+                        if (now >= deadline)
+                                return;
+                        continue;
+                }
+                cr_assert_lt(len, sizeof(buf));
+                k = read(fd, buf + len, sizeof(buf) - len);
+                cr_assert_geq(k, 0);
+                if (k == 0)
+                        return;
+                len += k;
+        }
+}
+
+static json_int_t reply_id(const json_t *replies, size_t i) {
+        const json_t *id = json_object_get(json_array_get(replies, i), "id");
+
+        return json_is_integer(id) ? json_integer_value(id) : -1;       /* -1: null (or none) */
+}
+
+/* What the broker does under load: many requests in one write. Every request gets its answer, in the
+ * order asked, notifications none; a line split across two writes is served once it is whole. */
+Test(process, many_requests_in_one_write_are_all_answered_in_order) {
+        char dir[] = "/tmp/bastion-worker-batch.XXXXXX", db[96], cmd[128], line[256];
+        const char *argv[] = { "bastion-worker", "inventory", "--db", db, "--fd", "3", "--demo-data", NULL };
+        static const char split[] = "{\"jsonrpc\":\"2.0\",\"id\":500,\"method\":\"tools/call\",\"params\":{"
+                                    "\"name\":\"get_stock\",\"arguments\":{\"sku\":\"SKU-1003\"}}}\n";
+        json_int_t want[64];
+        size_t n_want = 0, cut = 60;
+        json_t *replies = json_array();
+        char *batch = NULL;
+        size_t batch_len = 0;
+        FILE *mem = open_memstream(&batch, &batch_len);
+        int sv[2];
+        pid_t pid;
+
+        cr_assert_not_null(mkdtemp(dir));
+        snprintf(db, sizeof(db), "%s/inventory.db", dir);
+        cr_assert_not_null(mem);
+        for (int i = 1; i <= 40; i++) {
+                if (i % 10 == 3) {
+                        fputs("{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n", mem);
+                        fputs("not json\n\n", mem);
+                        want[n_want++] = -1;
+                }
+                if (i % 7 == 0) {
+                        /* Fails validation: the answer is an isError result, still in its place. */
+                        snprintf(line, sizeof(line), "{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"tools/call\","
+                                 "\"params\":{\"name\":\"get_stock\",\"arguments\":{\"sku\":\"nope\"}}}\n", i);
+                } else if (i % 5 == 0)
+                        snprintf(line, sizeof(line), "{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"ping\"}\n", i);
+                else
+                        snprintf(line, sizeof(line), "{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"tools/call\","
+                                 "\"params\":{\"name\":\"get_stock\",\"arguments\":{\"sku\":\"SKU-10%02d\"}}}\n",
+                                 i, 1 + i % 10);
+                fputs(line, mem);
+                want[n_want++] = i;
+        }
+        cr_assert_eq(fclose(mem), 0);
+        want[n_want++] = 500;
+
+        cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+        pid = spawn_worker(argv, sv[1], STDOUT_FILENO);
+        close(sv[1]);
+        cr_assert_eq(write(sv[0], batch, batch_len), (ssize_t) batch_len);
+        read_replies(sv[0], replies, n_want - 1, 10000);
+        cr_assert_eq(json_array_size(replies), n_want - 1, "%zu replies to %zu requests", json_array_size(replies),
+                     n_want - 1);
+        /* The split line: its first part alone is not answered. */
+        cr_assert_eq(write(sv[0], split, cut), (ssize_t) cut);
+        read_replies(sv[0], replies, n_want, 200);
+        cr_assert_eq(json_array_size(replies), n_want - 1, "a partial line was answered");
+        cr_assert_eq(write(sv[0], split + cut, strlen(split) - cut), (ssize_t) (strlen(split) - cut));
+        read_replies(sv[0], replies, n_want, 10000);
+        cr_assert_eq(json_array_size(replies), n_want);
+        cr_assert_eq(shutdown(sv[0], SHUT_WR), 0);
+        cr_assert_eq(wait_exit(pid), 0);
+        read_replies(sv[0], replies, n_want + 1, 0);
+        cr_assert_eq(json_array_size(replies), n_want, "more replies than requests");
+
+        for (size_t i = 0; i < n_want; i++) {
+                const json_t *r = json_array_get(replies, i), *result = json_object_get(r, "result");
+                json_int_t id = want[i];
+
+                cr_assert_eq(reply_id(replies, i), id, "reply %zu: id %lld, expected %lld", i,
+                             (long long) reply_id(replies, i), (long long) id);
+                if (id == -1)
+                        cr_assert_eq(json_integer_value(json_object_get(json_object_get(r, "error"), "code")), -32700);
+                else if (id != 500 && id % 7 == 0)
+                        cr_assert(json_is_true(json_object_get(result, "isError")), "id %lld", (long long) id);
+                else if (id != 500 && id % 5 == 0)
+                        cr_assert_eq(json_object_size(result), 0, "id %lld", (long long) id);
+                else {
+                        char sku[16];
+
+                        snprintf(sku, sizeof(sku), "SKU-10%02d", id == 500 ? 3 : 1 + (int) (id % 10));
+                        cr_assert_str_eq(json_string_value(json_object_get(json_object_get(result, "structuredContent"),
+                                                                           "sku")), sku, "id %lld", (long long) id);
+                }
+        }
+        json_decref(replies);
+        free(batch);
+        close(sv[0]);
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+        cr_assert_eq(system(cmd), 0);
+}
+
+/* Answers are written together once a read's lines are handled, but a call that waits (here: works
+ * for 1.5 s, cancellable) must not hold back the answers to the lines before it. */
+Test(process, answers_queued_before_a_waiting_call_go_out_before_it_waits) {
+        char dir[] = "/tmp/bastion-worker-wait.XXXXXX", db[96], cmd[128];
+        const char *argv[] = { "bastion-worker", "conformance", "--db", db, "--fd", "3", NULL };
+        static const char batch[] =
+                "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}\n"
+                "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":{\"name\":\"greet\","
+                "\"arguments\":{\"name\":\"Ada\"}}}\n"
+                "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/call\",\"params\":{\"name\":\"slow_compute\","
+                "\"arguments\":{\"seconds\":1.5}}}\n"
+                "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"ping\"}\n";
+        json_t *replies = json_array();
+        uint64_t t0;
+        int sv[2];
+        pid_t pid;
+
+        cr_assert_not_null(mkdtemp(dir));
+        snprintf(db, sizeof(db), "%s/conformance.db", dir);
+        cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+        pid = spawn_worker(argv, sv[1], STDOUT_FILENO);
+        close(sv[1]);
+        t0 = ms_now();
+        cr_assert_eq(write(sv[0], batch, strlen(batch)), (ssize_t) strlen(batch));
+        read_replies(sv[0], replies, 2, 1000);
+        cr_assert_eq(json_array_size(replies), 2, "the answers before the slow call waited for it");
+        cr_assert_lt(ms_now() - t0, 1400);
+        cr_assert_eq(reply_id(replies, 0), 1);
+        cr_assert_eq(reply_id(replies, 1), 2);
+        read_replies(sv[0], replies, 4, 10000);
+        cr_assert_eq(json_array_size(replies), 4);
+        cr_assert_geq(ms_now() - t0, 1500);
+        cr_assert_eq(reply_id(replies, 2), 3);
+        cr_assert_eq(reply_id(replies, 3), 4);
+        cr_assert_eq(shutdown(sv[0], SHUT_WR), 0);
+        cr_assert_eq(wait_exit(pid), 0);
+        json_decref(replies);
+        close(sv[0]);
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+        cr_assert_eq(system(cmd), 0);
+}
+
+/* ---- replies encoded in place: longer than the first reservation, past the line limit, past the queue ---- */
+
+/* A tool answering `size` bytes of text. */
+static int big_text(struct tool_call *call, json_t **ret) {
+        size_t size = json_integer_value(json_object_get(call->arguments, "size"));
+        char *text = malloc(size + 1);
+
+        cr_assert_not_null(text);
+        memset(text, 'b', size);
+        text[size] = '\0';
+        *ret = tool_result_ok(NULL, "%s", text);
+        free(text);
+        return *ret ? 0 : -ENOMEM;
+}
+
+static const struct tool big_tools[] = {
+        { .name = "big", .title = "Big", .description = "Answers size bytes of text",
+          .input_schema = "{\"type\":\"object\",\"properties\":{\"size\":{\"type\":\"integer\",\"minimum\":0}},"
+                          "\"required\":[\"size\"]}",
+          .read_only = true, .handler = big_text },
+};
+
+static const struct domain big_domain = { .name = "big", .server_name = "big", .tools = big_tools, .n_tools = 1 };
+
+static char *big_call(int id, size_t size) {
+        char *line;
+
+        cr_assert(asprintf(&line, "{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"tools/call\",\"params\":{\"name\":\"big\","
+                                  "\"arguments\":{\"size\":%zu}}}\n", id, size) > 0);
+        return line;
+}
+
+static size_t big_text_len(const json_t *reply) {
+        return json_string_length(json_object_get(json_array_get(json_object_get(json_object_get(reply, "result"),
+                                                                                 "content"), 0), "text"));
+}
+
+Test(encoding, replies_longer_than_the_reservation_and_past_the_line_limit) {
+        struct worker_fixture b = {};
+        char *l1 = big_call(1, 100), *l2 = big_call(2, 70000), *l3 = big_call(3, BASTION_MAX_LINE),
+             *l4 = big_call(4, 5);
+        char *all;
+        json_t *r;
+
+        cr_assert_eq(mcp_server_init(&b.server, &big_domain, NULL, -1), 0);
+        cr_assert(asprintf(&all, "%s%s%s%s", l1, l2, l3, l4) > 0);
+        r = fixture_feed(&b, all, strlen(all));
+        cr_assert_eq(json_array_size(r), 4);
+        cr_assert_eq(reply_id(r, 0), 1);
+        cr_assert_eq(big_text_len(json_array_get(r, 0)), 100);
+        cr_assert_eq(reply_id(r, 1), 2);
+        cr_assert_eq(big_text_len(json_array_get(r, 1)), 70000);
+        /* Past the line limit: an error in its place, with its id, and the next call is served. */
+        assert_reply(json_pack("[O]", json_array_get(r, 2)),
+                     "{\"jsonrpc\":\"2.0\",\"id\":3,\"error\":{\"code\":-32603,\"message\":\"Response too large\"}}");
+        cr_assert_eq(reply_id(r, 3), 4);
+        cr_assert_eq(big_text_len(json_array_get(r, 3)), 5);
+        json_decref(r);
+        free(all);
+        free(l1), free(l2), free(l3), free(l4);
+        mcp_server_done(&b.server);
+}
+
+static void *drain(void *arg) {
+        int fd = *(int *) arg;
+        static char buf[1 << 16];
+        size_t lines = 0;
+        ssize_t k;
+
+        while ((k = read(fd, buf, sizeof(buf))) > 0)
+                for (ssize_t i = 0; i < k; i++)
+                        lines += buf[i] == '\n';
+        return (void *) lines;
+}
+
+/* More answers to one read than the output queue holds (4 lines of the limit): the queue is written
+ * out whenever the next answer would not fit, and every answer arrives. */
+Test(encoding, answers_past_the_queue_are_written_out_on_the_way) {
+        struct mcp_server s;
+        char *batch = NULL, *l;
+        size_t batch_len = 0;
+        FILE *mem = open_memstream(&batch, &batch_len);
+        pthread_t reader;
+        void *lines;
+        int sv[2];
+
+        cr_assert_not_null(mem);
+        for (int i = 1; i <= 12; i++) {
+                l = big_call(i, BASTION_MAX_LINE - 200);
+                fputs(l, mem);
+                free(l);
+        }
+        cr_assert_eq(fclose(mem), 0);
+        cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+        cr_assert_eq(mcp_server_init(&s, &big_domain, NULL, sv[0]), 0);
+        cr_assert_eq(pthread_create(&reader, NULL, drain, &sv[1]), 0);
+        cr_assert_eq(linebuf_feed(&s.in, batch, batch_len), 0);
+        cr_assert_eq(mcp_server_process(&s), 0);
+        cr_assert(!outbuf_pending(&s.out));
+        cr_assert_eq(shutdown(sv[0], SHUT_WR), 0);
+        cr_assert_eq(pthread_join(reader, &lines), 0);
+        cr_assert_eq((size_t) lines, 12);
+        mcp_server_done(&s);
+        close(sv[0]);
+        close(sv[1]);
+        free(batch);
 }
