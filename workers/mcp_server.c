@@ -133,6 +133,43 @@ static int send_msg(struct mcp_server *s, json_t *msg) {
         return r < 0 ? r : flush_out(s);
 }
 
+/* {"content":[{"type":"text","text":text}], "isError"?, "structuredContent"?}; structured is stolen.
+ * Built by hand rather than with json_pack(), whose format parsing costs more than the rest. */
+static json_t *result_of_text(bool is_error, json_t *structured, const char *text) {
+        _cleanup_json_ json_t *s = structured;
+        json_t *block = json_object(), *content, *result;
+
+        /* jansson's set_new and append_new take their value even when they fail. */
+        if (!block)
+                return NULL;
+        if (json_object_set_new_nocheck(block, "type", json_string_nocheck("text")) < 0 ||
+            json_object_set_new_nocheck(block, "text", json_string(text)) < 0) {       /* json_string checks UTF-8 */
+                json_decref(block);
+                return NULL;
+        }
+        content = json_array();
+        if (!content) {
+                json_decref(block);
+                return NULL;
+        }
+        if (json_array_append_new(content, block) < 0) {
+                json_decref(content);
+                return NULL;
+        }
+        result = json_object();
+        if (!result) {
+                json_decref(content);
+                return NULL;
+        }
+        if (json_object_set_new_nocheck(result, "content", content) < 0 ||
+            (is_error && json_object_set_new_nocheck(result, "isError", json_true()) < 0) ||
+            (s && json_object_set_nocheck(result, "structuredContent", s) < 0)) {
+                json_decref(result);
+                return NULL;
+        }
+        return result;
+}
+
 static json_t *text_result(bool is_error, json_t *structured, const char *fmt, va_list ap)
         __attribute__((format(printf, 3, 0)));
 
@@ -140,16 +177,17 @@ static json_t *text_result(bool is_error, json_t *structured, const char *fmt, v
         char *text = NULL;
         json_t *result;
 
-        if (vasprintf(&text, fmt, ap) < 0)
+        if (vasprintf(&text, fmt, ap) < 0) {
+                json_decref(structured);
                 return NULL;
-        result = json_pack("{s:[{s:s, s:s}]}", "content", "type", "text", "text", text);
+        }
+        result = result_of_text(is_error, structured, text);
         free(text);
-        if (result && is_error)
-                json_object_set_new(result, "isError", json_true());
-        if (result && structured)
-                json_object_set(result, "structuredContent", structured);
-        json_decref(structured);
         return result;
+}
+
+json_t *tool_result_text(json_t *structured, const char *text) {
+        return result_of_text(false, structured, text);
 }
 
 json_t *tool_result_ok(json_t *structured, const char *fmt, ...) {
@@ -501,8 +539,9 @@ static json_t *tool_run(struct mcp_server *s, size_t idx, const struct worker_pr
 
         if (!t->handler)
                 return tool_result_error("Tool %s cannot be called: its input schema cannot be enforced", t->name);
-        /* The broker validated already; a worker run by hand (or a confused broker) gets the same check. */
-        r = schema_validate(s->input_schemas[idx], arguments, err, sizeof(err));
+        /* The broker validated already; a worker run by hand (or a confused broker) gets the same check.
+         * The schema itself was checked at start (tools_prepare) and is not changed after. */
+        r = schema_validate_checked(s->input_schemas[idx], arguments, err, sizeof(err));
         if (r == -EINVAL)
                 return tool_result_error("Invalid arguments: %s", err);
         if (r < 0) {

@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <math.h>            /* isfinite: a macro, no libm */
 #include <stdlib.h>
 #include <string.h>
@@ -332,6 +333,47 @@ void untrusted_print(FILE *f, const char *text) {
 }
 
 /* ---- text blocks ---- */
+
+void strbuf_printf(struct strbuf *b, const char *fmt, ...) {
+        size_t room = b->cap - b->len;
+        va_list ap;
+        int n;
+
+        if (b->failed)
+                return;
+        va_start(ap, fmt);
+        n = vsnprintf(b->s + b->len, room, fmt, ap);
+        va_end(ap);
+        if (n >= 0 && (size_t) n >= room) {
+                size_t want = b->cap * 2 > b->len + n + 1 ? b->cap * 2 : b->len + n + 1;
+                char *p = b->s == b->stack ? malloc(want) : realloc(b->s, want);
+
+                if (!p) {
+                        b->s[b->len] = '\0';
+                        b->failed = true;
+                        return;
+                }
+                if (b->s == b->stack)
+                        memcpy(p, b->stack, b->len);
+                b->s = p;
+                b->cap = want;
+                va_start(ap, fmt);
+                n = vsnprintf(b->s + b->len, b->cap - b->len, fmt, ap);
+                va_end(ap);
+        }
+        if (n < 0) {
+                b->s[b->len] = '\0';
+                b->failed = true;
+                return;
+        }
+        b->len += n;
+}
+
+void strbuf_done(struct strbuf *b) {
+        if (b->s != b->stack)
+                free(b->s);
+        strbuf_init(b);
+}
 
 int textbuf_open(struct textbuf *t) {
         *t = (struct textbuf) {};

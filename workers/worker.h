@@ -175,6 +175,8 @@ int principal_parse(const json_t *params, struct worker_principal *ret);
 /* CallToolResult builders: a text block for people and older clients plus structuredContent. */
 json_t *tool_result_ok(json_t *structured, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 json_t *tool_result_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* tool_result_ok() of text as it is (no format). */
+json_t *tool_result_text(json_t *structured, const char *text);
 /* For handlers: answers the call with an isError result (*ret) and returns 0. */
 int tool_fail(json_t **ret, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Sends notifications/progress when the call asked for it (progress must increase). */
