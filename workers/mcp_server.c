@@ -77,8 +77,8 @@ static char *out_reserve(struct mcp_server *s, size_t need, size_t *ret_room, in
         return p;
 }
 
-/* Queues one message (stolen), encoded compactly (jansson escapes control characters, so the text never
- * holds a raw newline) straight into the output queue. Written out by flush_out(). */
+/* Queues one message (stolen), encoded compactly (control characters escaped, so the text never holds a
+ * raw newline) straight into the output queue. Written out by flush_out(). */
 static int queue_msg(struct mcp_server *s, json_t *msg) {
         _cleanup_json_ json_t *m = msg;
         size_t need = WORKER_OUT_RESERVE;
@@ -95,7 +95,7 @@ static int queue_msg(struct mcp_server *s, json_t *msg) {
                 if (!p)
                         return log_error_errno(r, "Failed to queue reply: %m");
                 /* The full length even when it does not fit: then the message is encoded again. */
-                n = json_dumpb(m, p, room - 1, JSON_COMPACT);
+                n = json_write_compact(m, p, room - 1);
                 if (n == 0)
                         return log_oom();
                 if (n > BASTION_MAX_LINE) {

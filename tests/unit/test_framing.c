@@ -743,3 +743,93 @@ Test(encoding, answers_past_the_queue_are_written_out_on_the_way) {
         close(sv[1]);
         free(batch);
 }
+
+/* ---- json_write_compact: the same bytes as jansson's compact dump ---- */
+
+static void assert_written_as_jansson(const json_t *v) {
+        char *want = json_dumps(v, JSON_COMPACT), got[8192], small[7];
+        size_t n = json_write_compact(v, got, sizeof(got));
+
+        cr_assert_not_null(want);
+        cr_assert_eq(n, strlen(want), "length %zu, jansson %zu: %s", n, strlen(want), want);
+        cr_assert(n < sizeof(got) && memcmp(got, want, n) == 0, "got %.*s, jansson %s", (int) n, got, want);
+        /* Too small a buffer, or none: the length it needs. */
+        cr_assert_eq(json_write_compact(v, small, sizeof(small)), n);
+        cr_assert_eq(json_write_compact(v, NULL, 0), n);
+        free(want);
+}
+
+Test(json_write, every_kind_of_value_is_written_as_jansson_writes_it) {
+        static const char *const texts[] = {
+                "{}", "[]", "[[],{},[{}]]", "{\"a\":{\"b\":{\"c\":[1,2,3]}}}",
+                "[0,-1,1,9,10,-10,123456789,9223372036854775807,-9223372036854775808]",
+                "[1.0,0.1,-2.5e-10,1e300,100.0,3.141592653589793,-0.0,5e-324,1.7976931348623157e308]",
+                "[true,false,null]",
+                "[\"\",\"plain\",\"q\\\"uote\",\"back\\\\slash\",\"sl/ash\",\"\\b\\f\\n\\r\\t\",\"\\u0000\\u0001\\u001f\\u007f\"]",
+                "[\"caf\\u00e9\",\"\\u2014 dash\",\"\\ud83d\\ude00 emoji\",\"\\u00ff\\u0800\\uffff\\ud800\\udc00\\udbff\\udfff\"]",
+                "{\"k\\\"ey\":1,\"k\\u00e9y\":2,\"\\n\":3,\"\":4,\"z\":5,\"a\":6}",
+                "{\"jsonrpc\":\"2.0\",\"id\":\"x\\u0002y\",\"result\":{\"content\":[{\"type\":\"text\",\"text\":\"SKU-1001 "
+                "(Pallet jack): 23 on hand in total \\u2014 WH-BER 12\"}],\"structuredContent\":{\"total\":23}}}",
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(texts); i++) {
+                json_error_t e;
+                json_t *v = json_loads(texts[i], JSON_ALLOW_NUL, &e);
+
+                cr_assert_not_null(v, "%s: %s", texts[i], e.text);
+                assert_written_as_jansson(v);
+                json_decref(v);
+        }
+}
+
+Test(json_write, keys_with_a_nul_and_every_control_character) {
+        json_t *o = json_object(), *a = json_array();
+        char s[2] = "";
+
+        cr_assert_eq(json_object_setn_new(o, "a\0b", 3, json_integer(1)), 0);
+        for (int c = 1; c < 0x80; c++) {
+                s[0] = (char) c;
+                json_array_append_new(a, json_string(s));
+                json_object_set_new(o, s, json_integer(c));
+        }
+        json_object_set_new(o, "all", a);
+        assert_written_as_jansson(o);
+        json_decref(o);
+}
+
+/* Strings jansson would not write (invalid UTF-8, made with the unchecked constructor) fail here too;
+ * a scalar alone is not a document. */
+Test(json_write, invalid_utf8_and_bare_scalars_fail_as_in_jansson) {
+        static const char *const bad[] = { "\xff", "\xc0\x80", "\xc3", "\xe0\x80\x80", "\xed\xa0\x80", "\xf4\x90\x80\x80",
+                                           "ok\x80", "\xf8\x88\x80\x80\x80" };
+        char buf[64];
+
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                json_t *a = json_pack("[o]", json_string_nocheck(bad[i]));
+
+                cr_assert_eq(json_dumpb(a, buf, sizeof(buf), JSON_COMPACT), 0, "jansson wrote case %zu", i);
+                cr_assert_eq(json_write_compact(a, buf, sizeof(buf)), 0, "case %zu", i);
+                json_decref(a);
+        }
+        json_t *one = json_integer(1);
+        cr_assert_eq(json_write_compact(one, buf, sizeof(buf)), 0);
+        json_decref(one);
+}
+
+/* Every reply the batch test gets, and the tools/list answer, against jansson. */
+Test(json_write, the_inventory_replies_are_written_as_jansson_writes_them, .init = setup, .fini = teardown) {
+        static const char *const lines[] = {
+                "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}",
+                "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":{\"name\":\"get_stock\",\"arguments\":{\"sku\":\"SKU-1001\"}}}",
+                "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/call\",\"params\":{\"name\":\"list_low_stock\",\"arguments\":{}}}",
+                "{\"jsonrpc\":\"2.0\",\"id\":\"s\",\"method\":\"tools/call\",\"params\":{\"name\":\"get_stock\",\"arguments\":{\"sku\":1}}}",
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(lines); i++) {
+                json_t *r = fixture_send(&f, lines[i]);
+
+                cr_assert_eq(json_array_size(r), 1);
+                assert_written_as_jansson(json_array_get(r, 0));
+                json_decref(r);
+        }
+}
