@@ -564,12 +564,34 @@ static json_t *tool_run(struct mcp_server *s, size_t idx, const struct worker_pr
         return result;
 }
 
+/* jsonrpc_result(id, result (stolen)) built by hand, without json_pack's format parsing: the envelope of
+ * every tools/call answer. */
+static json_t *result_reply(json_t *id, json_t *result) {
+        json_t *reply;
+
+        if (!result)
+                return NULL;
+        reply = json_object();
+        /* jansson's set_new takes its value even when it fails. */
+        if (!reply || json_object_set_new_nocheck(reply, "jsonrpc", json_string_nocheck("2.0")) < 0 ||
+            json_object_set_nocheck(reply, "id", id) < 0) {
+                json_decref(result);
+                json_decref(reply);
+                return NULL;
+        }
+        if (json_object_set_new_nocheck(reply, "result", result) < 0) {
+                json_decref(reply);
+                return NULL;
+        }
+        return reply;
+}
+
 static json_t *on_tools_call(struct mcp_server *s, const struct jsonrpc_msg *m) {
         const json_t *name = json_object_get(m->params, "name");
         const json_t *arguments = json_object_get(m->params, "arguments");
         const json_t *meta = json_object_get(m->params, "_meta");
         const json_t *token = json_object_get(meta, "progressToken");
-        _cleanup_json_ json_t *empty = json_object();
+        _cleanup_json_ json_t *empty = NULL;
         struct worker_principal principal;
         json_t *result, *error = NULL;
         ssize_t idx;
@@ -591,10 +613,12 @@ static json_t *on_tools_call(struct mcp_server *s, const struct jsonrpc_msg *m) 
                                      "Invalid params: malformed _meta[\"" META_PRINCIPAL "\"]", NULL);
         if (token && !json_is_string(token) && !json_is_integer(token))
                 token = NULL;
-        result = tool_run(s, idx, &principal, arguments ? arguments : empty, token, m->params, &error);
+        if (!arguments && !(arguments = empty = json_object()))
+                return NULL;
+        result = tool_run(s, idx, &principal, arguments, token, m->params, &error);
         if (error)
                 return error;
-        return result ? jsonrpc_result(m->id, result) : NULL;
+        return result_reply(m->id, result);
 }
 
 /* ---- resources ---- */

@@ -369,6 +369,49 @@ void strbuf_printf(struct strbuf *b, const char *fmt, ...) {
         b->len += n;
 }
 
+/* Room for n more bytes and the NUL; false (and failed) without. */
+static bool strbuf_grow(struct strbuf *b, size_t n) {
+        size_t want;
+        char *p;
+
+        if (b->failed)
+                return false;
+        if (b->cap - b->len > n)
+                return true;
+        want = b->cap * 2 > b->len + n + 1 ? b->cap * 2 : b->len + n + 1;
+        p = b->s == b->stack ? malloc(want) : realloc(b->s, want);
+        if (!p) {
+                b->failed = true;
+                return false;
+        }
+        if (b->s == b->stack)
+                memcpy(p, b->stack, b->len + 1);
+        b->s = p;
+        b->cap = want;
+        return true;
+}
+
+void strbuf_putn(struct strbuf *b, const char *s, size_t n) {
+        if (!strbuf_grow(b, n))
+                return;
+        memcpy(b->s + b->len, s, n);
+        b->len += n;
+        b->s[b->len] = '\0';
+}
+
+void strbuf_put_ll(struct strbuf *b, long long v) {
+        char tmp[24], *p = tmp + sizeof(tmp);
+        /* Negated as unsigned: the most negative value has no positive counterpart. */
+        unsigned long long u = v < 0 ? -(unsigned long long) v : (unsigned long long) v;
+
+        do
+                *--p = (char) ('0' + u % 10);
+        while ((u /= 10) > 0);
+        if (v < 0)
+                *--p = '-';
+        strbuf_putn(b, p, tmp + sizeof(tmp) - p);
+}
+
 void strbuf_done(struct strbuf *b) {
         if (b->s != b->stack)
                 free(b->s);

@@ -6,6 +6,7 @@
 #include <sqlite3.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "workers/worker.h"
 
@@ -127,6 +128,10 @@ static inline void strbuf_init(struct strbuf *b) {
         b->stack[0] = '\0';
 }
 void strbuf_printf(struct strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends n bytes, a string, a number: what printf would write, without its format parsing. */
+void strbuf_putn(struct strbuf *b, const char *s, size_t n);
+static inline void strbuf_puts(struct strbuf *b, const char *s) { strbuf_putn(b, s, strlen(s)); }
+void strbuf_put_ll(struct strbuf *b, long long v);
 void strbuf_done(struct strbuf *b);
 
 /* A text block built with stdio, answered as the result's text. */

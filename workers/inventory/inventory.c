@@ -100,7 +100,11 @@ static int stock_row_append(json_t *rows, const char *warehouse, long long on_ha
         }
         if (json_array_append_new(rows, row) < 0)
                 return -ENOMEM;
-        strbuf_printf(text, "%s%s %lld", json_array_size(rows) > 1 ? ", " : " — ", warehouse, on_hand);
+        /* " — WH-BER 12, WH-CHI 8" */
+        strbuf_puts(text, json_array_size(rows) > 1 ? ", " : " — ");
+        strbuf_puts(text, warehouse);
+        strbuf_putn(text, " ", 1);
+        strbuf_put_ll(text, on_hand);
         return 0;
 }
 
