@@ -833,3 +833,38 @@ Test(json_write, the_inventory_replies_are_written_as_jansson_writes_them, .init
                 json_decref(r);
         }
 }
+
+/* ---- jansson's blocks kept between messages (json_alloc.c) ---- */
+
+/* The same answers with the allocator as without; freed blocks are kept and taken again, and blocks
+ * pass between it and malloc/free in both directions. */
+Test(json_alloc, answers_are_the_same_and_blocks_are_reused, .init = setup, .fini = teardown) {
+        static const char batch[] =
+                "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"get_stock\",\"arguments\":{\"sku\":\"SKU-1001\"}}}\n"
+                "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/list\"}\n"
+                "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/call\",\"params\":{\"name\":\"list_low_stock\",\"arguments\":{}}}\n"
+                "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"tools/call\",\"params\":{\"name\":\"get_stock\",\"arguments\":{\"sku\":\"x\"}}}\n";
+        json_t *before = fixture_feed(&f, batch, strlen(batch)), *after, *from_malloc = json_pack("{s:[s,i]}", "a", "b", 1);
+        char *text;
+        size_t kept;
+
+        worker_json_alloc_install();
+        cr_assert_eq(worker_json_alloc_kept(), 0);
+        for (int i = 0; i < 50; i++) {
+                after = fixture_feed(&f, batch, strlen(batch));
+                cr_assert(json_equal(before, after), "round %d differs", i);
+                json_decref(after);
+        }
+        kept = worker_json_alloc_kept();
+        cr_assert_gt(kept, 0);
+        cr_assert_leq(kept, 16 * 256);
+        after = fixture_feed(&f, batch, strlen(batch));
+        cr_assert(json_equal(before, after));
+        json_decref(after);
+        /* Made by malloc, released here; made here, released by free(). */
+        json_decref(from_malloc);
+        text = json_dumps(before, JSON_COMPACT);
+        cr_assert_not_null(text);
+        free(text);
+        json_decref(before);
+}
