@@ -5,6 +5,7 @@
  * %.17g and ".0" rules stay jansson's); a string with invalid UTF-8 fails, as it fails jansson. */
 #include "config.h"
 
+#include <stdint.h>
 #include <string.h>
 
 #include "workers/worker.h"
@@ -45,6 +46,14 @@ static void put_by_jansson(struct writer *w, const json_t *v) {
         w->len += n;
 }
 
+#define ONES UINT64_C(0x0101010101010101)
+
+/* High bit set in each byte of x that is zero (and maybe in a byte above a zero byte: callers only ask
+ * whether there is any). */
+static inline uint64_t has_zero(uint64_t x) {
+        return (x - ONES) & ~x & ONES * 0x80;
+}
+
 /* Length of the well-formed UTF-8 sequence (RFC 3629: no overlong form, no surrogate, nothing past
  * U+10FFFF) that starts s[0] (a byte above 0x7f), or 0. */
 static size_t utf8_sequence(const unsigned char *s, size_t n) {
@@ -74,9 +83,23 @@ static void put_string(struct writer *w, const char *s, size_t n) {
 
         put_char(w, '"');
         while (i < n) {
-                unsigned char c = u[i];
+                unsigned char c;
                 char esc[6] = { '\\' };
                 size_t k = 2;
+
+                /* Eight plain bytes at a time: none below 0x20, none '"' or '\\', none above 0x7f. */
+                while (n - i >= 8) {
+                        uint64_t x;
+
+                        memcpy(&x, u + i, 8);
+                        if (((x - ONES * 0x20) | has_zero(x ^ (ONES * '"')) | has_zero(x ^ (ONES * '\\')) | x) &
+                            ONES * 0x80)
+                                break;
+                        i += 8;
+                }
+                if (i >= n)
+                        break;
+                c = u[i];
 
                 if (c >= 0x80) {
                         size_t seq = utf8_sequence(u + i, n - i);

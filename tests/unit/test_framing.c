@@ -797,6 +797,29 @@ Test(json_write, keys_with_a_nul_and_every_control_character) {
         json_decref(o);
 }
 
+/* Every special byte at every position of strings up to 40 bytes (the writer skips plain runs eight
+ * bytes at a time). */
+Test(json_write, special_bytes_at_every_position) {
+        static const char *const specials[] = { "\"", "\\", "\n", "\x01", "\x1f", "\x7f", "\xc3\xa9", "\xe2\x80\x94",
+                                                "\xf0\x9f\x98\x80" };
+
+        for (size_t len = 0; len <= 40; len++)
+                for (size_t at = 0; at <= len; at++)
+                        for (size_t k = 0; k < ELEMENTSOF(specials); k++) {
+                                char str[64];
+                                json_t *a;
+
+                                memset(str, 'a' + (int) (len % 26), len);
+                                str[len] = '\0';
+                                memcpy(str + at, specials[k], strlen(specials[k]));
+                                str[at + strlen(specials[k]) > len ? at + strlen(specials[k]) : len] = '\0';
+                                a = json_pack("[s]", str);
+                                cr_assert_not_null(a);
+                                assert_written_as_jansson(a);
+                                json_decref(a);
+                        }
+}
+
 /* Strings jansson would not write (invalid UTF-8, made with the unchecked constructor) fail here too;
  * a scalar alone is not a document. */
 Test(json_write, invalid_utf8_and_bare_scalars_fail_as_in_jansson) {
