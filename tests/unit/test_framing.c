@@ -891,3 +891,30 @@ Test(json_alloc, answers_are_the_same_and_blocks_are_reused, .init = setup, .fin
         free(text);
         json_decref(before);
 }
+
+/* ---- outbuf_reserve: in-place writing never passes the queue's bound ---- */
+
+Test(outbuf, reserve_offers_room_up_to_max_and_refuses_past_it) {
+        struct outbuf ob;
+        size_t room;
+        char *p;
+        int r = 0;
+
+        outbuf_init(&ob, 10000);
+        p = outbuf_reserve(&ob, 100, &room, &r);
+        cr_assert_not_null(p);
+        cr_assert_geq(room, 100);
+        cr_assert_leq(room, 10000);
+        memset(p, 'a', 100);
+        outbuf_commit(&ob, 100);
+        cr_assert_eq(outbuf_put(&ob, "bc", 2, true), 0);
+        cr_assert_eq(ob.len, 103);
+        p = outbuf_reserve(&ob, 9897, &room, &r);
+        cr_assert_not_null(p);
+        cr_assert_eq(room, 9897, "room past max: %zu", room);
+        cr_assert_null(outbuf_reserve(&ob, 9898, &room, &r));
+        cr_assert_eq(r, -ENOBUFS);
+        cr_assert_eq(outbuf_put(&ob, p, 9898, false), -ENOBUFS);
+        cr_assert(memcmp(ob.buf + ob.start, "aaaa", 4) == 0 && memcmp(ob.buf + ob.start + 100, "bc\n", 3) == 0);
+        outbuf_done(&ob);
+}
