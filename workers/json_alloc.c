@@ -57,10 +57,16 @@ static void json_release(void *p) {
         n_kept[c]++;
 }
 
-void worker_json_alloc_install(void) {
-#if !defined(__SANITIZE_ADDRESS__)
-        json_set_alloc_funcs(json_alloc, json_release);
+#if defined(__SANITIZE_ADDRESS__)
+#define JSON_ALLOC_KEEPS false
+#else
+#define JSON_ALLOC_KEEPS true
 #endif
+
+bool worker_json_alloc_install(void) {
+        if (JSON_ALLOC_KEEPS)
+                json_set_alloc_funcs(json_alloc, json_release);
+        return JSON_ALLOC_KEEPS;
 }
 
 size_t worker_json_alloc_kept(void) {

@@ -142,8 +142,8 @@ int worker_credential_read(void *buf, size_t size);
 /* ---- json_alloc.c ---- */
 
 /* Makes jansson keep freed small blocks for the next message (first thing in main(); compatible with
- * malloc and free in both directions). Not in a sanitizer build. */
-void worker_json_alloc_install(void);
+ * malloc and free in both directions). Not in a sanitizer build: then false. */
+bool worker_json_alloc_install(void);
 /* Blocks kept now (tests). */
 size_t worker_json_alloc_kept(void);
 
