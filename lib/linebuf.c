@@ -111,11 +111,11 @@ void outbuf_done(struct outbuf *ob) {
         *ob = (struct outbuf) { .max = ob->max };
 }
 
-int outbuf_put(struct outbuf *ob, const char *data, size_t n, bool newline) {
-        size_t need = n + (newline ? 1 : 0);
-
-        if (ob->len + need > ob->max)
-                return -ENOBUFS;
+char *outbuf_reserve(struct outbuf *ob, size_t need, size_t *ret_room, int *ret_error) {
+        if (ob->len + need > ob->max) {
+                *ret_error = -ENOBUFS;
+                return NULL;
+        }
         if (ob->start + ob->len + need > ob->cap) {
                 if (ob->start > 0) {
                         memmove(ob->buf, ob->buf + ob->start, ob->len);
@@ -124,12 +124,26 @@ int outbuf_put(struct outbuf *ob, const char *data, size_t n, bool newline) {
                 if (ob->len + need > ob->cap) {
                         size_t want = ob->cap * 2 > ob->len + need ? ob->cap * 2 : ob->len + need + 4096;
                         char *p = realloc(ob->buf, want);
-                        if (!p)
-                                return -ENOMEM;
+                        if (!p) {
+                                *ret_error = -ENOMEM;
+                                return NULL;
+                        }
                         ob->buf = p;
                         ob->cap = want;
                 }
         }
+        if (ret_room) {
+                size_t room = ob->cap - ob->start - ob->len;
+                *ret_room = room < ob->max - ob->len ? room : ob->max - ob->len;
+        }
+        return ob->buf + ob->start + ob->len;
+}
+
+int outbuf_put(struct outbuf *ob, const char *data, size_t n, bool newline) {
+        int r;
+
+        if (!outbuf_reserve(ob, n + (newline ? 1 : 0), NULL, &r))
+                return r;
         memcpy(ob->buf + ob->start + ob->len, data, n);
         ob->len += n;
         if (newline)

@@ -35,6 +35,12 @@ void outbuf_init(struct outbuf *ob, size_t max);
 void outbuf_done(struct outbuf *ob);
 /* Queues data (+ '\n' when newline). -ENOBUFS when the reader is too far behind. */
 int outbuf_put(struct outbuf *ob, const char *data, size_t n, bool newline);
+/* Room for at least n more bytes at the end of the queue, for a writer that fills it in place (then
+ * outbuf_commit). NULL with *ret_error -ENOBUFS (the queue would pass max) or -ENOMEM. *ret_room is the
+ * space that may be filled, n or more (never past max). */
+char *outbuf_reserve(struct outbuf *ob, size_t n, size_t *ret_room, int *ret_error);
+/* Appends n bytes written into the space outbuf_reserve() returned. */
+static inline void outbuf_commit(struct outbuf *ob, size_t n) { ob->len += n; }
 /* Writes as much as the fd takes. Returns 1 when drained, 0 when data remains, -errno on error. */
 int outbuf_flush(struct outbuf *ob, int fd);
 static inline bool outbuf_pending(const struct outbuf *ob) { return ob->len > 0; }

@@ -737,14 +737,20 @@ int schema_check(const json_t *schema, char *err, size_t errlen) {
         return check_node(&c, schema, NULL, 0);
 }
 
-int schema_validate(const json_t *schema, const json_t *instance, char *err, size_t errlen) {
+int schema_validate_checked(const json_t *schema, const json_t *instance, char *err, size_t errlen) {
         struct ctx c = { err, errlen };
-        int r;
 
-        r = schema_check(schema, err, errlen);
-        if (r < 0)
-                return r;
+        if (err && errlen > 0)
+                err[0] = '\0';
+        if (!schema)
+                return fail(&c, -EOPNOTSUPP, NULL, "no schema");
         if (!instance)
                 return fail(&c, -EINVAL, NULL, "no value");
         return validate_node(&c, schema, instance, NULL, 0);
+}
+
+int schema_validate(const json_t *schema, const json_t *instance, char *err, size_t errlen) {
+        int r = schema_check(schema, err, errlen);
+
+        return r < 0 ? r : schema_validate_checked(schema, instance, err, errlen);
 }

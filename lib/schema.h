@@ -14,6 +14,10 @@
  * branch this instance does not reach. */
 int schema_validate(const json_t *schema, const json_t *instance, char *err, size_t errlen);
 
+/* schema_validate() without checking the schema again: for a schema schema_check() accepted and that
+ * has not changed since (a worker checks its tools' schemas once, at start). */
+int schema_validate_checked(const json_t *schema, const json_t *instance, char *err, size_t errlen);
+
 /* Only the schema check: 0 when schema_validate() can enforce every keyword of `schema`,
  * -EOPNOTSUPP (and `err`) otherwise. */
 int schema_check(const json_t *schema, char *err, size_t errlen);

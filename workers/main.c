@@ -171,6 +171,7 @@ int main(int argc, char **argv) {
         struct args a;
         int r;
 
+        worker_json_alloc_install();
         log_open("bastion-worker");
         /* The database and its journal hold business records: readable by this worker only. */
         umask(0077);

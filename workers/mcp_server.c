@@ -18,8 +18,12 @@
 #include "util.h"
 #include "workers/worker.h"
 
-/* Room for a few replies; each is flushed as soon as it is queued. */
+/* Room for a few replies: the answers to the lines of one read are queued and written together; the
+ * queue is written out first whenever the next message would not fit. */
 #define WORKER_MAX_OUT_BACKLOG (4 * BASTION_MAX_LINE)
+/* Space reserved at the end of the queue for encoding a message in place; a larger one is encoded again
+ * once its size is known. */
+#define WORKER_OUT_RESERVE 4096
 /* Validation messages quoted back to the caller. */
 #define WORKER_MAX_ERROR_TEXT 512
 /* Lines that may arrive while a handler waits for the client; requests beyond that are refused. */
@@ -56,36 +60,114 @@ static int flush_out(struct mcp_server *s) {
         return 0;
 }
 
-/* Queues one message (stolen) and writes it out. */
-static int send_msg(struct mcp_server *s, json_t *msg) {
+/* Space for need bytes at the end of the output queue; when the queue has no room left, what it holds
+ * is written out first. */
+static char *out_reserve(struct mcp_server *s, size_t need, size_t *ret_room, int *ret_error) {
+        char *p = outbuf_reserve(&s->out, need, ret_room, ret_error);
+
+        if (!p && *ret_error == -ENOBUFS && s->out_fd >= 0 && outbuf_pending(&s->out)) {
+                int r = flush_out(s);
+
+                if (r < 0) {
+                        *ret_error = r;
+                        return NULL;
+                }
+                p = outbuf_reserve(&s->out, need, ret_room, ret_error);
+        }
+        return p;
+}
+
+/* Queues one message (stolen), encoded compactly (control characters escaped, so the text never holds a
+ * raw newline) straight into the output queue. Written out by flush_out(). */
+static int queue_msg(struct mcp_server *s, json_t *msg) {
         _cleanup_json_ json_t *m = msg;
-        _cleanup_json_ json_t *too_large = NULL;
-        _cleanup_free_ char *text = NULL;
-        size_t len;
-        int r;
+        size_t need = WORKER_OUT_RESERVE;
+        bool replaced = false;
 
         if (!m)
                 return log_oom();
-        text = jsonrpc_dump(m, &len);
-        if (!text)
-                return log_oom();
-        if (len > BASTION_MAX_LINE) {
-                /* The peer would drop the line; tell it why instead. */
-                json_t *id = json_object_get(m, "id");
+        for (;;) {
+                size_t room, n;
+                char *p;
+                int r;
 
-                log_error("Reply of %zu bytes exceeds the line limit, sending an error instead", len);
-                if (!id)
-                        return 0;
-                too_large = jsonrpc_error(id, JSONRPC_INTERNAL_ERROR, "Response too large", NULL);
-                free(text);
-                text = too_large ? jsonrpc_dump(too_large, &len) : NULL;
-                if (!text)
+                p = out_reserve(s, need, &room, &r);
+                if (!p)
+                        return log_error_errno(r, "Failed to queue reply: %m");
+                /* The full length even when it does not fit: then the message is encoded again. */
+                n = json_write_compact(m, p, room - 1);
+                if (n == 0)
                         return log_oom();
+                if (n > BASTION_MAX_LINE) {
+                        /* The peer would drop the line; tell it why instead. */
+                        json_t *id = json_object_get(m, "id"), *too_large;
+
+                        if (replaced || !id) {
+                                /* A notification, or an id so long that even the error is too long. */
+                                log_error("Message of %zu bytes exceeds the line limit, dropping it", n);
+                                return 0;
+                        }
+                        log_error("Reply of %zu bytes exceeds the line limit, sending an error instead", n);
+                        replaced = true;
+                        too_large = jsonrpc_error(id, JSONRPC_INTERNAL_ERROR, "Response too large", NULL);
+                        json_decref(m);
+                        m = too_large;
+                        if (!m)
+                                return log_oom();
+                        need = WORKER_OUT_RESERVE;
+                        continue;
+                }
+                if (n < room) {
+                        p[n] = '\n';
+                        outbuf_commit(&s->out, n + 1);
+                        return 0;
+                }
+                need = n + 1;
         }
-        r = outbuf_put(&s->out, text, len, true);
-        if (r < 0)
-                return log_error_errno(r, "Failed to queue reply: %m");
-        return flush_out(s);
+}
+
+/* Queues one message (stolen) and writes out everything queued. */
+static int send_msg(struct mcp_server *s, json_t *msg) {
+        int r = queue_msg(s, msg);
+
+        return r < 0 ? r : flush_out(s);
+}
+
+/* {"content":[{"type":"text","text":text}], "isError"?, "structuredContent"?}; structured is stolen.
+ * Built by hand rather than with json_pack(), whose format parsing costs more than the rest. */
+static json_t *result_of_text(bool is_error, json_t *structured, const char *text) {
+        _cleanup_json_ json_t *s = structured;
+        json_t *block = json_object(), *content, *result;
+
+        /* jansson's set_new and append_new take their value even when they fail. */
+        if (!block)
+                return NULL;
+        if (json_object_set_new_nocheck(block, "type", json_string_nocheck("text")) < 0 ||
+            json_object_set_new_nocheck(block, "text", json_string(text)) < 0) {       /* json_string checks UTF-8 */
+                json_decref(block);
+                return NULL;
+        }
+        content = json_array();
+        if (!content) {
+                json_decref(block);
+                return NULL;
+        }
+        if (json_array_append_new(content, block) < 0) {
+                json_decref(content);
+                return NULL;
+        }
+        result = json_object();
+        if (!result) {
+                json_decref(content);
+                return NULL;
+        }
+        if (json_object_set_new_nocheck(result, "content", content) < 0 ||
+            (is_error && json_object_set_new_nocheck(result, "isError", json_true()) < 0) ||
+            (s && json_object_set_nocheck(result, "structuredContent", s) < 0)) {
+                json_decref(result);
+                return NULL;
+        }
+        return result;
 }
 
 static json_t *text_result(bool is_error, json_t *structured, const char *fmt, va_list ap)
@@ -95,16 +177,17 @@ static json_t *text_result(bool is_error, json_t *structured, const char *fmt, v
         char *text = NULL;
         json_t *result;
 
-        if (vasprintf(&text, fmt, ap) < 0)
+        if (vasprintf(&text, fmt, ap) < 0) {
+                json_decref(structured);
                 return NULL;
-        result = json_pack("{s:[{s:s, s:s}]}", "content", "type", "text", "text", text);
+        }
+        result = result_of_text(is_error, structured, text);
         free(text);
-        if (result && is_error)
-                json_object_set_new(result, "isError", json_true());
-        if (result && structured)
-                json_object_set(result, "structuredContent", structured);
-        json_decref(structured);
         return result;
+}
+
+json_t *tool_result_text(json_t *structured, const char *text) {
+        return result_of_text(false, structured, text);
 }
 
 json_t *tool_result_ok(json_t *structured, const char *fmt, ...) {
@@ -235,13 +318,17 @@ static int refuse_busy(struct mcp_server *s, const char *line, size_t len) {
 static int wait_for_line(struct mcp_server *s, uint64_t deadline, int on_deadline,
                          int (*match)(struct mcp_server *s, const char *line, size_t len, void *userdata),
                          void *userdata) {
+        /* Replies to the lines read before this one go out before the wait. */
+        int r = flush_out(s);
+
+        if (r < 0)
+                return r;
         for (;;) {
                 struct pollfd p = { .fd = s->in_fd, .events = POLLIN };
                 uint64_t now;
                 char *line;
                 size_t len;
                 ssize_t n;
-                int r;
 
                 while (s->in_fd >= 0 && (r = linebuf_next(&s->in, &line, &len)) != 0) {
                         if (r < 0)
@@ -452,8 +539,9 @@ static json_t *tool_run(struct mcp_server *s, size_t idx, const struct worker_pr
 
         if (!t->handler)
                 return tool_result_error("Tool %s cannot be called: its input schema cannot be enforced", t->name);
-        /* The broker validated already; a worker run by hand (or a confused broker) gets the same check. */
-        r = schema_validate(s->input_schemas[idx], arguments, err, sizeof(err));
+        /* The broker validated already; a worker run by hand (or a confused broker) gets the same check.
+         * The schema itself was checked at start (tools_prepare) and is not changed after. */
+        r = schema_validate_checked(s->input_schemas[idx], arguments, err, sizeof(err));
         if (r == -EINVAL)
                 return tool_result_error("Invalid arguments: %s", err);
         if (r < 0) {
@@ -476,12 +564,34 @@ static json_t *tool_run(struct mcp_server *s, size_t idx, const struct worker_pr
         return result;
 }
 
+/* jsonrpc_result(id, result (stolen)) built by hand, without json_pack's format parsing: the envelope of
+ * every tools/call answer. */
+static json_t *result_reply(json_t *id, json_t *result) {
+        json_t *reply;
+
+        if (!result)
+                return NULL;
+        reply = json_object();
+        /* jansson's set_new takes its value even when it fails. */
+        if (!reply || json_object_set_new_nocheck(reply, "jsonrpc", json_string_nocheck("2.0")) < 0 ||
+            json_object_set_nocheck(reply, "id", id) < 0) {
+                json_decref(result);
+                json_decref(reply);
+                return NULL;
+        }
+        if (json_object_set_new_nocheck(reply, "result", result) < 0) {
+                json_decref(reply);
+                return NULL;
+        }
+        return reply;
+}
+
 static json_t *on_tools_call(struct mcp_server *s, const struct jsonrpc_msg *m) {
         const json_t *name = json_object_get(m->params, "name");
         const json_t *arguments = json_object_get(m->params, "arguments");
         const json_t *meta = json_object_get(m->params, "_meta");
         const json_t *token = json_object_get(meta, "progressToken");
-        _cleanup_json_ json_t *empty = json_object();
+        _cleanup_json_ json_t *empty = NULL;
         struct worker_principal principal;
         json_t *result, *error = NULL;
         ssize_t idx;
@@ -503,10 +613,12 @@ static json_t *on_tools_call(struct mcp_server *s, const struct jsonrpc_msg *m) 
                                      "Invalid params: malformed _meta[\"" META_PRINCIPAL "\"]", NULL);
         if (token && !json_is_string(token) && !json_is_integer(token))
                 token = NULL;
-        result = tool_run(s, idx, &principal, arguments ? arguments : empty, token, m->params, &error);
+        if (!arguments && !(arguments = empty = json_object()))
+                return NULL;
+        result = tool_run(s, idx, &principal, arguments, token, m->params, &error);
         if (error)
                 return error;
-        return result ? jsonrpc_result(m->id, result) : NULL;
+        return result_reply(m->id, result);
 }
 
 /* ---- resources ---- */
@@ -729,7 +841,7 @@ static int handle_line(struct mcp_server *s, const char *line, size_t len) {
         r = jsonrpc_parse(line, len, &m, &error);
         if (r < 0) {
                 log_warning_errno(r, "Rejecting malformed message: %m");
-                return error ? send_msg(s, error) : 0;
+                return error ? queue_msg(s, error) : 0;
         }
         if (m.kind == JSONRPC_RESPONSE) {
                 /* An answer to a request we gave up on (timeout), or nothing we asked. */
@@ -756,7 +868,7 @@ static int handle_line(struct mcp_server *s, const char *line, size_t len) {
                         reply = jsonrpc_error(m.id, JSONRPC_INTERNAL_ERROR, "Internal error", NULL);
         }
         jsonrpc_msg_done(&m);
-        return send_msg(s, reply);
+        return queue_msg(s, reply);
 }
 
 static bool blank(const char *line, size_t len) {
@@ -779,7 +891,8 @@ static int process_deferred(struct mcp_server *s) {
         return r < 0 ? r : 1;
 }
 
-int mcp_server_process(struct mcp_server *s) {
+/* Answers every line buffered (and deferred), queueing the replies; 0 once none is left. */
+static int process_lines(struct mcp_server *s) {
         for (;;) {
                 char *line;
                 size_t len;
@@ -795,7 +908,7 @@ int mcp_server_process(struct mcp_server *s) {
                         return 0;
                 if (r == -E2BIG) {
                         log_warning("Dropping a message longer than %d bytes", BASTION_MAX_LINE);
-                        r = send_msg(s, jsonrpc_error(NULL, JSONRPC_INVALID_REQUEST, "Message too large", NULL));
+                        r = queue_msg(s, jsonrpc_error(NULL, JSONRPC_INVALID_REQUEST, "Message too large", NULL));
                 } else if (r < 0)
                         return r;
                 else if (!blank(line, len))
@@ -803,6 +916,13 @@ int mcp_server_process(struct mcp_server *s) {
                 if (r < 0)
                         return r;
         }
+}
+
+int mcp_server_process(struct mcp_server *s) {
+        /* One write for the answers to all the lines of a read (each system call is dear). */
+        int r = process_lines(s), k = flush_out(s);
+
+        return r < 0 ? r : k;
 }
 
 static volatile sig_atomic_t stop_requested;

@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <math.h>            /* isfinite: a macro, no libm */
 #include <stdlib.h>
 #include <string.h>
@@ -332,6 +333,90 @@ void untrusted_print(FILE *f, const char *text) {
 }
 
 /* ---- text blocks ---- */
+
+void strbuf_printf(struct strbuf *b, const char *fmt, ...) {
+        size_t room = b->cap - b->len;
+        va_list ap;
+        int n;
+
+        if (b->failed)
+                return;
+        va_start(ap, fmt);
+        n = vsnprintf(b->s + b->len, room, fmt, ap);
+        va_end(ap);
+        if (n >= 0 && (size_t) n >= room) {
+                size_t want = b->cap * 2 > b->len + n + 1 ? b->cap * 2 : b->len + n + 1;
+                char *p = b->s == b->stack ? malloc(want) : realloc(b->s, want);
+
+                if (!p) {
+                        b->s[b->len] = '\0';
+                        b->failed = true;
+                        return;
+                }
+                if (b->s == b->stack)
+                        memcpy(p, b->stack, b->len);
+                b->s = p;
+                b->cap = want;
+                va_start(ap, fmt);
+                n = vsnprintf(b->s + b->len, b->cap - b->len, fmt, ap);
+                va_end(ap);
+        }
+        if (n < 0) {
+                b->s[b->len] = '\0';
+                b->failed = true;
+                return;
+        }
+        b->len += n;
+}
+
+/* Room for n more bytes and the NUL; false (and failed) without. */
+static bool strbuf_grow(struct strbuf *b, size_t n) {
+        size_t want;
+        char *p;
+
+        if (b->failed)
+                return false;
+        if (b->cap - b->len > n)
+                return true;
+        want = b->cap * 2 > b->len + n + 1 ? b->cap * 2 : b->len + n + 1;
+        p = b->s == b->stack ? malloc(want) : realloc(b->s, want);
+        if (!p) {
+                b->failed = true;
+                return false;
+        }
+        if (b->s == b->stack)
+                memcpy(p, b->stack, b->len + 1);
+        b->s = p;
+        b->cap = want;
+        return true;
+}
+
+void strbuf_putn(struct strbuf *b, const char *s, size_t n) {
+        if (!strbuf_grow(b, n))
+                return;
+        memcpy(b->s + b->len, s, n);
+        b->len += n;
+        b->s[b->len] = '\0';
+}
+
+void strbuf_put_ll(struct strbuf *b, long long v) {
+        char tmp[24], *p = tmp + sizeof(tmp);
+        /* Negated as unsigned: the most negative value has no positive counterpart. */
+        unsigned long long u = v < 0 ? -(unsigned long long) v : (unsigned long long) v;
+
+        do
+                *--p = (char) ('0' + u % 10);
+        while ((u /= 10) > 0);
+        if (v < 0)
+                *--p = '-';
+        strbuf_putn(b, p, tmp + sizeof(tmp) - p);
+}
+
+void strbuf_done(struct strbuf *b) {
+        if (b->s != b->stack)
+                free(b->s);
+        strbuf_init(b);
+}
 
 int textbuf_open(struct textbuf *t) {
         *t = (struct textbuf) {};

@@ -6,6 +6,7 @@
 #include <sqlite3.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "workers/worker.h"
 
@@ -109,6 +110,29 @@ bool money_from_json(const json_t *v, long long *ret_cents);
  * UNTRUSTED_CLOSE on their own lines. Any ">>>" inside the text is written as ">> >", so the first
  * UNTRUSTED_CLOSE after the header is always the real end of the text. */
 void untrusted_print(FILE *f, const char *text);
+
+/* Text put together with printf-style appends, in the struct up to its size and then on the heap: no
+ * stdio stream (open_memstream costs a calloc of its own buffer and more than the text) for a tool that
+ * answers a line or two. Not movable once initialised. */
+struct strbuf {
+        char *s;                /* NUL-terminated */
+        size_t len, cap;
+        bool failed;            /* out of memory: s holds what fitted before */
+        char stack[512];
+};
+static inline void strbuf_init(struct strbuf *b) {
+        b->s = b->stack;
+        b->len = 0;
+        b->cap = sizeof(b->stack);
+        b->failed = false;
+        b->stack[0] = '\0';
+}
+void strbuf_printf(struct strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends n bytes, a string, a number: what printf would write, without its format parsing. */
+void strbuf_putn(struct strbuf *b, const char *s, size_t n);
+static inline void strbuf_puts(struct strbuf *b, const char *s) { strbuf_putn(b, s, strlen(s)); }
+void strbuf_put_ll(struct strbuf *b, long long v);
+void strbuf_done(struct strbuf *b);
 
 /* A text block built with stdio, answered as the result's text. */
 struct textbuf {

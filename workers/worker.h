@@ -139,6 +139,22 @@ ssize_t worker_credential_size(void);
  * without a credential. For a backend client; the value must never reach a log line or a tool result. */
 int worker_credential_read(void *buf, size_t size);
 
+/* ---- json_alloc.c ---- */
+
+/* Makes jansson keep freed small blocks for the next message (first thing in main(); compatible with
+ * malloc and free in both directions). Not in a sanitizer build: then false. */
+bool worker_json_alloc_install(void);
+/* Blocks kept now (tests). */
+size_t worker_json_alloc_kept(void);
+
+/* ---- json_write.c ---- */
+
+/* The compact JSON text of an object or array, byte for byte json_dumpb(v, buf, cap, JSON_COMPACT): the
+ * length it needs, written into buf when it fits (when not, nothing past cap is touched and what buf
+ * holds is unspecified), 0 when v cannot be written (not an object or an array, invalid UTF-8 in a
+ * string, nesting past 2048). */
+size_t json_write_compact(const json_t *v, char *buf, size_t cap);
+
 /* ---- mcp_server.c ---- */
 
 struct mcp_server {
@@ -161,8 +177,9 @@ struct mcp_server {
 
 int mcp_server_init(struct mcp_server *s, const struct domain *d, void *domain_state, int out_fd);
 void mcp_server_done(struct mcp_server *s);
-/* Handles every complete line buffered in s->in, queueing (and, with an out_fd, writing) replies.
- * Negative errno only when the channel itself failed. */
+/* Handles every complete line buffered in s->in, queueing the replies and then (with an out_fd) writing
+ * them out together; a message a handler sends meanwhile (progress, log, a request to the client) is
+ * written at once, after the replies queued before it. Negative errno only when the channel failed. */
 int mcp_server_process(struct mcp_server *s);
 /* Serves on in_fd/out_fd until EOF or mcp_server_stop() (0), or a channel error (negative errno). */
 int mcp_server_run(struct mcp_server *s, int in_fd);
@@ -174,6 +191,8 @@ int principal_parse(const json_t *params, struct worker_principal *ret);
 /* CallToolResult builders: a text block for people and older clients plus structuredContent. */
 json_t *tool_result_ok(json_t *structured, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 json_t *tool_result_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* tool_result_ok() of text as it is (no format). */
+json_t *tool_result_text(json_t *structured, const char *text);
 /* For handlers: answers the call with an isError result (*ret) and returns 0. */
 int tool_fail(json_t **ret, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Sends notifications/progress when the call asked for it (progress must increase). */

@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -150,6 +151,66 @@ Test(inventory, get_stock_totals_every_warehouse) {
                                          "WH-RTM 3; reorder point 5.");
         json_decref(want);
         json_decref(r);
+}
+
+/* Many warehouses: the text outgrows the stack part of its buffer, and every row is in both forms. */
+Test(inventory, get_stock_of_a_sku_in_many_warehouses) {
+        struct records *rs = f.state;
+        char sql[256], want_text[4096], row[64];
+        long long total = 23;
+        json_t *r;
+
+        snprintf(want_text, sizeof(want_text), " — WH-BER 12, WH-CHI 8");
+        for (int i = 0; i < 60; i++) {
+                snprintf(sql, sizeof(sql), "INSERT INTO warehouses (id, name, city) VALUES ('WH-M%02d', 'Many %d', 'X');"
+                         "INSERT INTO stock (sku, warehouse, on_hand) VALUES ('SKU-1001', 'WH-M%02d', %d);", i, i, i,
+                         1000000 + i);
+                cr_assert_eq(sqlite3_exec(rs->db, sql, NULL, NULL, NULL), SQLITE_OK, "%s", sqlite3_errmsg(rs->db));
+                snprintf(row, sizeof(row), ", WH-M%02d %d", i, 1000000 + i);
+                strcat(want_text, row);
+                total += 1000000 + i;
+        }
+        strcat(want_text, ", WH-RTM 3");
+        r = fixture_call(&f, "get_stock", "{\"sku\":\"SKU-1001\"}", NULL);
+        assert_conforms("get_stock", r);
+        cr_assert_eq(json_array_size(json_object_get(json_object_get(r, "structuredContent"), "warehouses")), 63);
+        cr_assert_eq(json_integer_value(json_object_get(json_object_get(r, "structuredContent"), "total")), total);
+        snprintf(sql, sizeof(sql), "SKU-1001 (Pallet jack): %lld on hand in total", total);
+        cr_assert_gt(strlen(want_text), 512);
+        cr_assert(strncmp(result_text(r), sql, strlen(sql)) == 0, "%s", result_text(r));
+        cr_assert(strncmp(result_text(r) + strlen(sql), want_text, strlen(want_text)) == 0, "%s", result_text(r));
+        cr_assert_str_eq(result_text(r) + strlen(sql) + strlen(want_text), "; reorder point 5.");
+        json_decref(r);
+}
+
+Test(inventory, strbuf_grows_from_its_stack_part_to_the_heap) {
+        struct strbuf b;
+        char want[4096] = "";
+
+        strbuf_init(&b);
+        for (int i = 0; i < 300; i++) {
+                char piece[32];
+
+                snprintf(piece, sizeof(piece), "[%d]", i);
+                strcat(want, piece);
+                if (i % 2)
+                        strbuf_printf(&b, "[%d]", i);
+                else {
+                        strbuf_putn(&b, "[", 1);
+                        strbuf_put_ll(&b, i);
+                        strbuf_puts(&b, "]");
+                }
+        }
+        strbuf_put_ll(&b, LLONG_MIN);
+        strbuf_put_ll(&b, LLONG_MAX);
+        strbuf_put_ll(&b, 0);
+        strcat(want, "-922337203685477580892233720368547758070");
+        cr_assert(!b.failed);
+        cr_assert_neq(b.s, b.stack);
+        cr_assert_eq(b.len, strlen(want));
+        cr_assert_str_eq(b.s, want);
+        strbuf_done(&b);
+        cr_assert_eq(b.s, b.stack);
 }
 
 Test(inventory, get_stock_of_one_warehouse) {

@@ -89,23 +89,46 @@ static void reorder_describe(FILE *f, sqlite3_stmt *st) {
 
 /* ---- get_stock ---- */
 
+static int stock_row_append(json_t *rows, const char *warehouse, long long on_hand, struct strbuf *text) {
+        json_t *row = json_object();
+
+        /* jansson's set_new and append_new take their value even when they fail. */
+        if (!row || json_object_set_new_nocheck(row, "warehouse", json_string(warehouse)) < 0 ||
+            json_object_set_new_nocheck(row, "on_hand", json_integer(on_hand)) < 0) {
+                json_decref(row);
+                return -ENOMEM;
+        }
+        if (json_array_append_new(rows, row) < 0)
+                return -ENOMEM;
+        /* " — WH-BER 12, WH-CHI 8" */
+        strbuf_puts(text, json_array_size(rows) > 1 ? ", " : " — ");
+        strbuf_puts(text, warehouse);
+        strbuf_putn(text, " ", 1);
+        strbuf_put_ll(text, on_hand);
+        return 0;
+}
+
+/* The rows as JSON and as text (" — WH-BER 12, WH-CHI 8"). */
 static int stock_rows(struct records *inv, const char *sku, const char *warehouse, json_t *rows,
-                      long long *ret_total) {
+                      struct strbuf *text, long long *ret_total) {
         _cleanup_(records_resetp) sqlite3_stmt *st = inv->st[INV_STOCK];
         long long total = 0;
         int r;
 
-        sqlite3_bind_text(st, 1, sku, -1, SQLITE_TRANSIENT);
+        /* Static: the arguments outlive the statement's bindings, which records_resetp clears. */
+        sqlite3_bind_text(st, 1, sku, -1, SQLITE_STATIC);
         if (warehouse)
-                sqlite3_bind_text(st, 2, warehouse, -1, SQLITE_TRANSIENT);
+                sqlite3_bind_text(st, 2, warehouse, -1, SQLITE_STATIC);
         while ((r = records_step(inv, st)) > 0) {
-                total += sqlite3_column_int64(st, 1);
-                json_array_append_new(rows, json_pack("{s:s, s:I}", "warehouse", col_text(st, 0),
-                                                      "on_hand", (json_int_t) sqlite3_column_int64(st, 1)));
+                long long on_hand = sqlite3_column_int64(st, 1);
+
+                total += on_hand;
+                if (stock_row_append(rows, col_text(st, 0), on_hand, text) < 0)
+                        return -ENOMEM;
         }
         /* A known warehouse that never stocked this SKU has zero on hand. */
-        if (r == 0 && warehouse && json_array_size(rows) == 0)
-                json_array_append_new(rows, json_pack("{s:s, s:i}", "warehouse", warehouse, "on_hand", 0));
+        if (r == 0 && warehouse && json_array_size(rows) == 0 && stock_row_append(rows, warehouse, 0, text) < 0)
+                return -ENOMEM;
         *ret_total = total;
         return r;
 }
@@ -115,43 +138,40 @@ static int get_stock(struct tool_call *call, json_t **ret) {
         const char *sku = json_string_value(json_object_get(call->arguments, "sku"));
         const char *warehouse = json_string_value(json_object_get(call->arguments, "warehouse"));
         _cleanup_(records_resetp) sqlite3_stmt *k = inv->st[INV_SKU];
-        _cleanup_json_ json_t *rows = json_array();
-        _cleanup_free_ char *text = NULL;
-        _cleanup_fclose_ FILE *f = NULL;
-        size_t len = 0;
+        _cleanup_(strbuf_done) struct strbuf rows_text, text;
+        _cleanup_json_ json_t *rows = json_array(), *structured = NULL;
         long long total;
         int r;
 
+        strbuf_init(&rows_text);
+        strbuf_init(&text);
         if (!sku)
                 return tool_fail(ret, "sku is required");
-        sqlite3_bind_text(k, 1, sku, -1, SQLITE_TRANSIENT);
+        if (!rows)
+                return -ENOMEM;
+        sqlite3_bind_text(k, 1, sku, -1, SQLITE_STATIC);
         r = records_step(inv, k);
         if (r <= 0)
                 return r < 0 ? r : tool_fail(ret, "unknown SKU: %s", sku);
         r = check_known(inv, NULL, warehouse, ret);
         if (r != 0)
                 return r < 0 ? r : 0;
-        r = stock_rows(inv, sku, warehouse, rows, &total);
+        r = stock_rows(inv, sku, warehouse, rows, &rows_text, &total);
         if (r < 0)
                 return r;
 
-        f = open_memstream(&text, &len);
-        if (!f)
+        strbuf_printf(&text, "%s (%s): %lld on hand%s%s; reorder point %d.", sku, col_text(k, 0), total,
+                      warehouse ? "" : " in total", rows_text.s, sqlite3_column_int(k, 1));
+        structured = json_object();
+        if (rows_text.failed || text.failed || !structured ||
+            json_object_set_new_nocheck(structured, "sku", json_string(sku)) < 0 ||
+            json_object_set_new_nocheck(structured, "name", json_string(col_text(k, 0))) < 0 ||
+            json_object_set_new_nocheck(structured, "reorder_point", json_integer(sqlite3_column_int(k, 1))) < 0 ||
+            json_object_set_nocheck(structured, "warehouses", rows) < 0 ||
+            json_object_set_new_nocheck(structured, "total", json_integer(total)) < 0)
                 return -ENOMEM;
-        fprintf(f, "%s (%s): %lld on hand%s", sku, col_text(k, 0), total, warehouse ? "" : " in total");
-        for (size_t i = 0; i < json_array_size(rows); i++) {
-                json_t *row = json_array_get(rows, i);
-                fprintf(f, "%s%s %lld", i ? ", " : " — ", json_string_value(json_object_get(row, "warehouse")),
-                        (long long) json_integer_value(json_object_get(row, "on_hand")));
-        }
-        fprintf(f, "; reorder point %d.", sqlite3_column_int(k, 1));
-        if (fflush(f) != 0)
-                return -ENOMEM;
-        *ret = tool_result_ok(json_pack("{s:s, s:s, s:i, s:O, s:I}", "sku", sku, "name", col_text(k, 0),
-                                        "reorder_point", sqlite3_column_int(k, 1), "warehouses", rows,
-                                        "total", (json_int_t) total),
-                              "%s", text);
-        return 0;
+        *ret = tool_result_text(TAKE_PTR(structured), text.s);
+        return *ret ? 0 : -ENOMEM;
 }
 
 /* ---- list_low_stock ---- */
