@@ -13,6 +13,7 @@
 
 #include "broker.h"
 #include "broker/audit/audit.h"
+#include "json_alloc.h"
 #include "broker/secrets/store.h"
 #include "chan.h"
 #include "log.h"
@@ -303,6 +304,8 @@ int main(int argc, char **argv) {
                 return 2;
         }
         (void) signal(SIGPIPE, SIG_IGN);
+        /* jansson's small blocks are kept for the next message (lib/json_alloc.c). */
+        json_alloc_install();
         /* Libraries that open files lazily are initialised now, before any lock-down. */
         json_object_seed(0);
         if (sodium_init() < 0)

@@ -7,6 +7,7 @@ lib_libbastion_a_SOURCES = \
 	lib/chan.c lib/chan.h lib/front_proto.h lib/front_wire.c \
 	lib/conf.h lib/conf_json.c \
 	lib/schema.c lib/schema.h \
+	lib/json_alloc.c lib/json_alloc.h \
 	lib/bounds.h
 lib_libbastion_a_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
 # What every program links for lib/.

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "json_alloc.h"
 #include "log.h"
 #include "sandbox.h"
 #include "util.h"
@@ -171,7 +172,7 @@ int main(int argc, char **argv) {
         struct args a;
         int r;
 
-        worker_json_alloc_install();
+        json_alloc_install();
         log_open("bastion-worker");
         /* The database and its journal hold business records: readable by this worker only. */
         umask(0077);

@@ -139,14 +139,6 @@ ssize_t worker_credential_size(void);
  * without a credential. For a backend client; the value must never reach a log line or a tool result. */
 int worker_credential_read(void *buf, size_t size);
 
-/* ---- json_alloc.c ---- */
-
-/* Makes jansson keep freed small blocks for the next message (first thing in main(); compatible with
- * malloc and free in both directions). Not in a sanitizer build: then false. */
-bool worker_json_alloc_install(void);
-/* Blocks kept now (tests). */
-size_t worker_json_alloc_kept(void);
-
 /* ---- json_write.c ---- */
 
 /* The compact JSON text of an object or array, byte for byte json_dumpb(v, buf, cap, JSON_COMPACT): the

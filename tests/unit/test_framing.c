@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "bounds.h"
+#include "json_alloc.h"
 #include "worker_test.h"
 
 static struct worker_fixture f;
@@ -870,15 +871,15 @@ Test(json_alloc, answers_are_the_same_and_blocks_are_reused, .init = setup, .fin
         json_t *before = fixture_feed(&f, batch, strlen(batch)), *after, *from_malloc = json_pack("{s:[s,i]}", "a", "b", 1);
         char *text;
         size_t kept;
-        bool keeps = worker_json_alloc_install();
+        bool keeps = json_alloc_install();
 
-        cr_assert_eq(worker_json_alloc_kept(), 0);
+        cr_assert_eq(json_alloc_kept(), 0);
         for (int i = 0; i < 50; i++) {
                 after = fixture_feed(&f, batch, strlen(batch));
                 cr_assert(json_equal(before, after), "round %d differs", i);
                 json_decref(after);
         }
-        kept = worker_json_alloc_kept();
+        kept = json_alloc_kept();
         cr_assert(keeps ? kept > 0 : kept == 0, "%zu blocks kept", kept);
         cr_assert_leq(kept, 16 * 256);
         after = fixture_feed(&f, batch, strlen(batch));

@@ -1,19 +1,23 @@
-/* jansson's memory in the worker: every call parses a request and builds an answer of a few dozen
- * small values (objects, their tables and pairs, strings), all freed again when it is answered. glibc
+/* jansson's memory in the worker and the broker: every call parses a request and builds an answer of a
+ * few dozen small values (objects, their tables and pairs, strings), all freed again when it is
+ * answered. glibc
  * keeps only 7 freed blocks of a size at hand (tcache), so freeing a message sends most of them through
  * its slower bins, and building the next one takes them back the same way: a fifth of the worker's
  * instructions per call. Here freed blocks up to 264 bytes are kept, per size, for the next message.
  *
  * Every block is an ordinary malloc() block, taken back as it was: free() may release what this
  * allocator handed out (json_dumps() results are freed so) and this allocator may release what
- * malloc() made. Single-threaded, as the worker is. A sanitizer build keeps nothing, so ASan still
+ * malloc() made. For single-threaded users of jansson: the worker; the broker (its audit sync thread never
+ * touches jansson). A sanitizer build keeps nothing, so ASan still
  * sees every use after free. */
 #include "config.h"
 
 #include <malloc.h>
 #include <stdlib.h>
 
-#include "workers/worker.h"
+#include <jansson.h>
+
+#include "json_alloc.h"
 
 /* glibc's in-use chunks give 24, 40, 56, ... bytes (16 k + 8): one list per such size up to 264. */
 #define JSON_ALLOC_CLASSES 16
@@ -63,13 +67,13 @@ static void json_release(void *p) {
 #define JSON_ALLOC_KEEPS true
 #endif
 
-bool worker_json_alloc_install(void) {
+bool json_alloc_install(void) {
         if (JSON_ALLOC_KEEPS)
                 json_set_alloc_funcs(json_alloc, json_release);
         return JSON_ALLOC_KEEPS;
 }
 
-size_t worker_json_alloc_kept(void) {
+size_t json_alloc_kept(void) {
         size_t n = 0;
 
         for (size_t c = 0; c < JSON_ALLOC_CLASSES; c++)
