@@ -220,7 +220,7 @@ int conn_accept(struct front *f) {
                 return -ENOMEM;
         p->n++;
         *c = (struct conn) { .f = f, .id = ++f->next_conn_id, .fd = -1, .peer = p, .state = CONN_HANDSHAKE,
-                             .want_read = EPOLLIN, .want_write = EPOLLOUT };
+                             .want_read = EPOLLIN, .want_write = EPOLLOUT, .may_read = true };
         memcpy(c->addr, addr, sizeof(addr));
         outbuf_init(&c->out, BASTION_HTTP_MAX_OUTPUT);
         c->next = f->conns;
@@ -295,6 +295,7 @@ static ssize_t conn_read(struct conn *c) {
                 char sink[4096];
 
                 n = read(c->fd, sink, sizeof(sink));
+                c->may_read = n == (ssize_t) sizeof(sink);
                 return n < 0 ? (errno == EINTR || errno == EAGAIN ? -EAGAIN : -errno) : n;
         }
         if (c->in_cap - c->in_len < FRONT_READ_CHUNK && c->in_cap < max) {
@@ -324,6 +325,9 @@ static ssize_t conn_read(struct conn *c) {
                 if (n == -EAGAIN)
                         c->want_read = EPOLLIN;
         }
+        /* The socket is watched level-triggered: what is left in the kernel after a short read wakes
+         * the loop again, so reading on until EAGAIN would cost a read(2) per request for nothing. */
+        c->may_read = n > 0 && ((size_t) n == room || (c->use_tls && tls_conn_has_pending(&c->tls)));
         if (n > 0) {
                 if (c->in_len == 0 && c->state == CONN_READ)
                         conn_arm(c, c->f->config.http->header_timeout_ms);
@@ -492,6 +496,7 @@ void conn_run(struct conn *c) {
                         if (r < 0)
                                 return conn_close(c, NULL);
                         c->state = CONN_READ;
+                        c->may_read = true;     /* the first request may have come with the handshake */
                         progress = true;
                 }
                 if (c->out.len > 0) {
@@ -505,6 +510,7 @@ void conn_run(struct conn *c) {
                                 (void) shutdown(c->fd, SHUT_WR);
                                 c->state = CONN_LINGER;
                                 c->want_read = EPOLLIN;
+                                c->may_read = true;
                                 conn_arm(c, FRONT_LINGER_MS);
                                 progress = true;
                         } else if (r > 0 && (c->state == CONN_BROKER || c->state == CONN_SSE))
@@ -512,7 +518,7 @@ void conn_run(struct conn *c) {
                         else if (progress)
                                 conn_watch_output(c);
                 }
-                if (conn_reading(c)) {
+                if (c->may_read && conn_reading(c)) {
                         n = conn_read(c);
                         if (n == 0 || (n < 0 && n != -EAGAIN))
                                 return conn_gone(c, n);
@@ -544,6 +550,8 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
                            "the client went away before the answer" : NULL);
                 return 0;
         }
+        if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR | c->want_read))
+                c->may_read = true;
         conn_run(c);
         return 0;
 }

@@ -62,6 +62,9 @@ struct conn {
         struct peer *peer;
         char addr[INET6_ADDRSTRLEN];
         uint32_t want_read, want_write; /* what the last -EAGAIN waits for */
+        /* A read may find bytes: epoll said so since the last read came back short, or the last one
+         * filled the room, or OpenSSL holds bytes it has read ahead (epoll cannot see those). */
+        bool may_read;
 
         char *in;                       /* bytes received, a request at the start */
         size_t in_len, in_cap;

@@ -243,6 +243,10 @@ ssize_t tls_conn_read(struct tls_conn *c, void *buf, size_t len) {
         return conn_error(c, r);
 }
 
+bool tls_conn_has_pending(const struct tls_conn *c) {
+        return c->state == TLS_OPEN && SSL_has_pending(c->ssl) == 1;
+}
+
 ssize_t tls_conn_write(struct tls_conn *c, const void *buf, size_t len) {
         size_t n = 0;
         int r;
