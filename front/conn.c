@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -87,9 +88,41 @@ static void conn_unlink(struct conn *c) {
 
 /* ---- timers ---- */
 
+static void timer_set(struct conn *c, uint64_t when, uint64_t accuracy);
+
+/* free() keeps the pages of released TLS buffers resident (they sit between live blocks, not at the
+ * top of the heap); one trim a while after a run of releases hands them back to the kernel. */
+static int on_trim(sd_event_source *s, uint64_t usec, void *userdata) {
+        (void) malloc_trim(0);
+        return 0;
+}
+
+static void trim_later(struct front *f) {
+        uint64_t when = now_usec() + (uint64_t) FRONT_TLS_IDLE_MS * 1000;
+        int enabled = SD_EVENT_OFF;
+
+        if (!f->trim) {
+                (void) sd_event_add_time(f->event, &f->trim, CLOCK_MONOTONIC, when,
+                                         timer_accuracy_usec((uint64_t) FRONT_TLS_IDLE_MS * 1000), on_trim, f);
+                return;
+        }
+        if (sd_event_source_get_enabled(f->trim, &enabled) >= 0 && enabled != SD_EVENT_OFF)
+                return;
+        (void) sd_event_source_set_time(f->trim, when);
+        (void) sd_event_source_set_enabled(f->trim, SD_EVENT_ONESHOT);
+}
+
 static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         struct conn *c = userdata;
 
+        if (c->release_due) {
+                c->release_due = false;
+                if (tls_conn_release_buffers(&c->tls))
+                        trim_later(c->f);
+                if (c->deadline)
+                        timer_set(c, c->deadline, timer_accuracy_usec(c->deadline > usec ? c->deadline - usec : 0));
+                return 0;
+        }
         switch (c->state) {
         case CONN_LINGER:
         case CONN_CLOSING:
@@ -115,23 +148,39 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-static void conn_arm(struct conn *c, unsigned ms) {
-        uint64_t when = now_usec() + (uint64_t) ms * 1000;
-
+static void timer_set(struct conn *c, uint64_t when, uint64_t accuracy) {
         if (!c->timer) {
-                if (sd_event_add_time(c->f->event, &c->timer, CLOCK_MONOTONIC, when,
-                                      timer_accuracy_usec((uint64_t) ms * 1000), on_timer, c) < 0)
+                if (sd_event_add_time(c->f->event, &c->timer, CLOCK_MONOTONIC, when, accuracy, on_timer, c) < 0)
                         c->timer = NULL;
                 return;
         }
         (void) sd_event_source_set_time(c->timer, when);
-        (void) sd_event_source_set_time_accuracy(c->timer, timer_accuracy_usec((uint64_t) ms * 1000));
+        (void) sd_event_source_set_time_accuracy(c->timer, accuracy);
         (void) sd_event_source_set_enabled(c->timer, SD_EVENT_ONESHOT);
 }
 
-static void conn_disarm(struct conn *c) {
-        if (c->timer)
+/* The one timer of a connection fires at its deadline (0: none), and first, when the deadline is
+ * further away, FRONT_TLS_IDLE_MS from now to hand an open TLS connection's buffers back. Every step of
+ * a request sets it anew, so only a connection on which nothing happened for that long gets there. */
+static void conn_schedule(struct conn *c, uint64_t deadline) {
+        uint64_t now = now_usec(), release = now + (uint64_t) FRONT_TLS_IDLE_MS * 1000;
+
+        c->deadline = deadline;
+        c->release_due = c->use_tls && c->tls.state == TLS_OPEN && (deadline == 0 || deadline > release);
+        if (c->release_due)
+                timer_set(c, release, timer_accuracy_usec((uint64_t) FRONT_TLS_IDLE_MS * 1000));
+        else if (deadline)
+                timer_set(c, deadline, timer_accuracy_usec(deadline > now ? deadline - now : 0));
+        else if (c->timer)
                 (void) sd_event_source_set_enabled(c->timer, SD_EVENT_OFF);
+}
+
+static void conn_arm(struct conn *c, unsigned ms) {
+        conn_schedule(c, now_usec() + (uint64_t) ms * 1000);
+}
+
+static void conn_disarm(struct conn *c) {
+        conn_schedule(c, 0);
 }
 
 /* ---- closing ---- */
@@ -497,6 +546,7 @@ void conn_run(struct conn *c) {
                                 return conn_close(c, NULL);
                         c->state = CONN_READ;
                         c->may_read = true;     /* the first request may have come with the handshake */
+                        conn_schedule(c, c->deadline);
                         progress = true;
                 }
                 if (c->out.len > 0) {

@@ -33,6 +33,10 @@
 /* After an error answer the connection is closed for writing and whatever the client still sends is
  * read and dropped for this long, so the answer is not destroyed by a reset (RFC 9112 §9.6). */
 #define FRONT_LINGER_MS 1000
+/* A TLS connection on which nothing happened for this long hands OpenSSL's read and write buffers
+ * (16 KiB and more each) back: 1,000 idle keep-alive connections hold none of them, and a busy one keeps
+ * its own rather than cleansing, freeing and allocating them again for every request. */
+#define FRONT_TLS_IDLE_MS 1000
 
 enum conn_state {
         CONN_HANDSHAKE,         /* TLS handshake */
@@ -59,6 +63,8 @@ struct conn {
         struct tls_conn tls;
         enum conn_state state;
         sd_event_source *io, *timer;
+        uint64_t deadline;              /* of the timeout running (CLOCK_MONOTONIC µs), 0: none */
+        bool release_due;               /* the timer fires first to release the TLS buffers */
         struct peer *peer;
         char addr[INET6_ADDRSTRLEN];
         uint32_t want_read, want_write; /* what the last -EAGAIN waits for */
@@ -116,6 +122,7 @@ struct front {
         unsigned n_conns;
         uint64_t next_conn_id;
         struct conn *by_id[FRONT_CONN_BUCKETS];
+        sd_event_source *trim;          /* malloc_trim() after TLS buffers were released */
         struct peer *peers[FRONT_PEER_BUCKETS];
 
         int broker_fd;
