@@ -86,9 +86,13 @@ static void conn_unlink(struct conn *c) {
         f->n_conns--;
 }
 
-/* ---- timers ---- */
-
-static void timer_set(struct conn *c, uint64_t when, uint64_t accuracy);
+/* ---- timers ----
+ *
+ * A connection has a deadline (header, idle, write or linger timeout; 0: none) and, while its TLS is
+ * open, a time to release OpenSSL's buffers (FRONT_TLS_IDLE_MS after it was last busy; 0: none). Both
+ * move at every step of a request; the one sd-event timer is moved only when it must fire earlier than
+ * it is set for. When it fires it does what is due and is set again for what is not: a busy connection
+ * costs one wake-up a second instead of three timer updates per request. */
 
 /* free() keeps the pages of released TLS buffers resident (they sit between live blocks, not at the
  * top of the heap); one trim a while after a run of releases hands them back to the kernel. */
@@ -112,17 +116,47 @@ static void trim_later(struct front *f) {
         (void) sd_event_source_set_enabled(f->trim, SD_EVENT_ONESHOT);
 }
 
-static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
-        struct conn *c = userdata;
+static int on_timer(sd_event_source *s, uint64_t usec, void *userdata);
 
-        if (c->release_due) {
-                c->release_due = false;
-                if (tls_conn_release_buffers(&c->tls))
-                        trim_later(c->f);
-                if (c->deadline)
-                        timer_set(c, c->deadline, timer_accuracy_usec(c->deadline > usec ? c->deadline - usec : 0));
-                return 0;
+static void timer_update(struct conn *c, uint64_t now) {
+        uint64_t when = c->deadline;
+
+        if (c->release_at && (!when || c->release_at < when))
+                when = c->release_at;
+        if (!when || (c->timer_at && c->timer_at <= when))
+                return;
+        uint64_t accuracy = timer_accuracy_usec(when > now ? when - now : 0);
+        if (!c->timer) {
+                if (sd_event_add_time(c->f->event, &c->timer, CLOCK_MONOTONIC, when, accuracy, on_timer, c) < 0) {
+                        c->timer = NULL;
+                        return;
+                }
+        } else {
+                (void) sd_event_source_set_time(c->timer, when);
+                (void) sd_event_source_set_time_accuracy(c->timer, accuracy);
+                (void) sd_event_source_set_enabled(c->timer, SD_EVENT_ONESHOT);
         }
+        c->timer_at = when;
+}
+
+/* Sets the deadline (0: none) and the release time. */
+static void conn_schedule(struct conn *c, uint64_t deadline) {
+        uint64_t now = now_usec(), release = now + (uint64_t) FRONT_TLS_IDLE_MS * 1000;
+
+        c->deadline = deadline;
+        c->release_at = c->use_tls && c->tls.state == TLS_OPEN && (!deadline || deadline > release) ? release : 0;
+        timer_update(c, now);
+}
+
+static void conn_arm(struct conn *c, unsigned ms) {
+        conn_schedule(c, now_usec() + (uint64_t) ms * 1000);
+}
+
+static void conn_disarm(struct conn *c) {
+        conn_schedule(c, 0);
+}
+
+static void conn_timeout(struct conn *c) {
         switch (c->state) {
         case CONN_LINGER:
         case CONN_CLOSING:
@@ -145,42 +179,25 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 conn_close(c, c->state == CONN_HANDSHAKE ? "TLS handshake not complete in time" :
                            "the client does not read its answer");
         }
-        return 0;
 }
 
-static void timer_set(struct conn *c, uint64_t when, uint64_t accuracy) {
-        if (!c->timer) {
-                if (sd_event_add_time(c->f->event, &c->timer, CLOCK_MONOTONIC, when, accuracy, on_timer, c) < 0)
-                        c->timer = NULL;
-                return;
+static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct conn *c = userdata;
+        uint64_t now = now_usec();
+
+        c->timer_at = 0;
+        if (c->release_at && c->release_at <= now) {
+                c->release_at = 0;
+                if (tls_conn_release_buffers(&c->tls))
+                        trim_later(c->f);
         }
-        (void) sd_event_source_set_time(c->timer, when);
-        (void) sd_event_source_set_time_accuracy(c->timer, accuracy);
-        (void) sd_event_source_set_enabled(c->timer, SD_EVENT_ONESHOT);
-}
-
-/* The one timer of a connection fires at its deadline (0: none), and first, when the deadline is
- * further away, FRONT_TLS_IDLE_MS from now to hand an open TLS connection's buffers back. Every step of
- * a request sets it anew, so only a connection on which nothing happened for that long gets there. */
-static void conn_schedule(struct conn *c, uint64_t deadline) {
-        uint64_t now = now_usec(), release = now + (uint64_t) FRONT_TLS_IDLE_MS * 1000;
-
-        c->deadline = deadline;
-        c->release_due = c->use_tls && c->tls.state == TLS_OPEN && (deadline == 0 || deadline > release);
-        if (c->release_due)
-                timer_set(c, release, timer_accuracy_usec((uint64_t) FRONT_TLS_IDLE_MS * 1000));
-        else if (deadline)
-                timer_set(c, deadline, timer_accuracy_usec(deadline > now ? deadline - now : 0));
-        else if (c->timer)
-                (void) sd_event_source_set_enabled(c->timer, SD_EVENT_OFF);
-}
-
-static void conn_arm(struct conn *c, unsigned ms) {
-        conn_schedule(c, now_usec() + (uint64_t) ms * 1000);
-}
-
-static void conn_disarm(struct conn *c) {
-        conn_schedule(c, 0);
+        if (c->deadline && c->deadline <= now) {
+                c->deadline = 0;
+                conn_timeout(c);        /* may close c, or set a new deadline */
+                return 0;
+        }
+        timer_update(c, now);
+        return 0;
 }
 
 /* ---- closing ---- */

@@ -63,8 +63,10 @@ struct conn {
         struct tls_conn tls;
         enum conn_state state;
         sd_event_source *io, *timer;
-        uint64_t deadline;              /* of the timeout running (CLOCK_MONOTONIC µs), 0: none */
-        bool release_due;               /* the timer fires first to release the TLS buffers */
+        /* CLOCK_MONOTONIC µs, 0: none. The timer is set for timer_at, never later than the other two. */
+        uint64_t deadline;              /* the timeout running */
+        uint64_t release_at;            /* of the TLS buffers, after FRONT_TLS_IDLE_MS without a step */
+        uint64_t timer_at;
         struct peer *peer;
         char addr[INET6_ADDRSTRLEN];
         uint32_t want_read, want_write; /* what the last -EAGAIN waits for */
