@@ -468,9 +468,17 @@ void conn_write_error(struct conn *c, int status, const char *message, bool keep
 
 /* ---- parsing ---- */
 
+/* What fits of src, NUL-terminated (no printf for every request). */
+static void copy_truncated(char *dst, size_t size, const char *src) {
+        size_t n = strnlen(src, size - 1);
+
+        memcpy(dst, src, n);
+        dst[n] = '\0';
+}
+
 static void conn_note_request(struct conn *c, const struct http_request *req) {
-        snprintf(c->method, sizeof(c->method), "%s", http_method_to_string(req->method));
-        snprintf(c->path, sizeof(c->path), "%s", req->path);
+        copy_truncated(c->method, sizeof(c->method), http_method_to_string(req->method) ?: "");
+        copy_truncated(c->path, sizeof(c->path), req->path);
 }
 
 /* Drives the parser over what has arrived; forwards a complete request. The head is checked (and
