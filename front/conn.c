@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -85,11 +86,77 @@ static void conn_unlink(struct conn *c) {
         f->n_conns--;
 }
 
-/* ---- timers ---- */
+/* ---- timers ----
+ *
+ * A connection has a deadline (header, idle, write or linger timeout; 0: none) and, while its TLS is
+ * open, a time to release OpenSSL's buffers (FRONT_TLS_IDLE_MS after it was last busy; 0: none). Both
+ * move at every step of a request; the one sd-event timer is moved only when it must fire earlier than
+ * it is set for. When it fires it does what is due and is set again for what is not: a busy connection
+ * costs one wake-up a second instead of three timer updates per request. */
 
-static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
-        struct conn *c = userdata;
+/* free() keeps the pages of released TLS buffers resident (they sit between live blocks, not at the
+ * top of the heap); one trim a while after a run of releases hands them back to the kernel. */
+static int on_trim(sd_event_source *s, uint64_t usec, void *userdata) {
+        (void) malloc_trim(0);
+        return 0;
+}
 
+static void trim_later(struct front *f) {
+        uint64_t when = now_usec() + (uint64_t) FRONT_TLS_IDLE_MS * 1000;
+        int enabled = SD_EVENT_OFF;
+
+        if (!f->trim) {
+                (void) sd_event_add_time(f->event, &f->trim, CLOCK_MONOTONIC, when,
+                                         timer_accuracy_usec((uint64_t) FRONT_TLS_IDLE_MS * 1000), on_trim, f);
+                return;
+        }
+        if (sd_event_source_get_enabled(f->trim, &enabled) >= 0 && enabled != SD_EVENT_OFF)
+                return;
+        (void) sd_event_source_set_time(f->trim, when);
+        (void) sd_event_source_set_enabled(f->trim, SD_EVENT_ONESHOT);
+}
+
+static int on_timer(sd_event_source *s, uint64_t usec, void *userdata);
+
+static void timer_update(struct conn *c, uint64_t now) {
+        uint64_t when = c->deadline;
+
+        if (c->release_at && (!when || c->release_at < when))
+                when = c->release_at;
+        if (!when || (c->timer_at && c->timer_at <= when))
+                return;
+        uint64_t accuracy = timer_accuracy_usec(when > now ? when - now : 0);
+        if (!c->timer) {
+                if (sd_event_add_time(c->f->event, &c->timer, CLOCK_MONOTONIC, when, accuracy, on_timer, c) < 0) {
+                        c->timer = NULL;
+                        return;
+                }
+        } else {
+                (void) sd_event_source_set_time(c->timer, when);
+                (void) sd_event_source_set_time_accuracy(c->timer, accuracy);
+                (void) sd_event_source_set_enabled(c->timer, SD_EVENT_ONESHOT);
+        }
+        c->timer_at = when;
+}
+
+/* Sets the deadline (0: none) and the release time. */
+static void conn_schedule(struct conn *c, uint64_t deadline) {
+        uint64_t now = now_usec(), release = now + (uint64_t) FRONT_TLS_IDLE_MS * 1000;
+
+        c->deadline = deadline;
+        c->release_at = c->use_tls && c->tls.state == TLS_OPEN && (!deadline || deadline > release) ? release : 0;
+        timer_update(c, now);
+}
+
+static void conn_arm(struct conn *c, unsigned ms) {
+        conn_schedule(c, now_usec() + (uint64_t) ms * 1000);
+}
+
+static void conn_disarm(struct conn *c) {
+        conn_schedule(c, 0);
+}
+
+static void conn_timeout(struct conn *c) {
         switch (c->state) {
         case CONN_LINGER:
         case CONN_CLOSING:
@@ -112,26 +179,25 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 conn_close(c, c->state == CONN_HANDSHAKE ? "TLS handshake not complete in time" :
                            "the client does not read its answer");
         }
-        return 0;
 }
 
-static void conn_arm(struct conn *c, unsigned ms) {
-        uint64_t when = now_usec() + (uint64_t) ms * 1000;
+static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct conn *c = userdata;
+        uint64_t now = now_usec();
 
-        if (!c->timer) {
-                if (sd_event_add_time(c->f->event, &c->timer, CLOCK_MONOTONIC, when,
-                                      timer_accuracy_usec((uint64_t) ms * 1000), on_timer, c) < 0)
-                        c->timer = NULL;
-                return;
+        c->timer_at = 0;
+        if (c->release_at && c->release_at <= now) {
+                c->release_at = 0;
+                if (tls_conn_release_buffers(&c->tls))
+                        trim_later(c->f);
         }
-        (void) sd_event_source_set_time(c->timer, when);
-        (void) sd_event_source_set_time_accuracy(c->timer, timer_accuracy_usec((uint64_t) ms * 1000));
-        (void) sd_event_source_set_enabled(c->timer, SD_EVENT_ONESHOT);
-}
-
-static void conn_disarm(struct conn *c) {
-        if (c->timer)
-                (void) sd_event_source_set_enabled(c->timer, SD_EVENT_OFF);
+        if (c->deadline && c->deadline <= now) {
+                c->deadline = 0;
+                conn_timeout(c);        /* may close c, or set a new deadline */
+                return 0;
+        }
+        timer_update(c, now);
+        return 0;
 }
 
 /* ---- closing ---- */
@@ -220,7 +286,7 @@ int conn_accept(struct front *f) {
                 return -ENOMEM;
         p->n++;
         *c = (struct conn) { .f = f, .id = ++f->next_conn_id, .fd = -1, .peer = p, .state = CONN_HANDSHAKE,
-                             .want_read = EPOLLIN, .want_write = EPOLLOUT };
+                             .want_read = EPOLLIN, .want_write = EPOLLOUT, .may_read = true };
         memcpy(c->addr, addr, sizeof(addr));
         outbuf_init(&c->out, BASTION_HTTP_MAX_OUTPUT);
         c->next = f->conns;
@@ -295,6 +361,7 @@ static ssize_t conn_read(struct conn *c) {
                 char sink[4096];
 
                 n = read(c->fd, sink, sizeof(sink));
+                c->may_read = n == (ssize_t) sizeof(sink);
                 return n < 0 ? (errno == EINTR || errno == EAGAIN ? -EAGAIN : -errno) : n;
         }
         if (c->in_cap - c->in_len < FRONT_READ_CHUNK && c->in_cap < max) {
@@ -324,6 +391,9 @@ static ssize_t conn_read(struct conn *c) {
                 if (n == -EAGAIN)
                         c->want_read = EPOLLIN;
         }
+        /* The socket is watched level-triggered: what is left in the kernel after a short read wakes
+         * the loop again, so reading on until EAGAIN would cost a read(2) per request for nothing. */
+        c->may_read = n > 0 && ((size_t) n == room || (c->use_tls && tls_conn_has_pending(&c->tls)));
         if (n > 0) {
                 if (c->in_len == 0 && c->state == CONN_READ)
                         conn_arm(c, c->f->config.http->header_timeout_ms);
@@ -398,9 +468,17 @@ void conn_write_error(struct conn *c, int status, const char *message, bool keep
 
 /* ---- parsing ---- */
 
+/* What fits of src, NUL-terminated (no printf for every request). */
+static void copy_truncated(char *dst, size_t size, const char *src) {
+        size_t n = strnlen(src, size - 1);
+
+        memcpy(dst, src, n);
+        dst[n] = '\0';
+}
+
 static void conn_note_request(struct conn *c, const struct http_request *req) {
-        snprintf(c->method, sizeof(c->method), "%s", http_method_to_string(req->method));
-        snprintf(c->path, sizeof(c->path), "%s", req->path);
+        copy_truncated(c->method, sizeof(c->method), http_method_to_string(req->method) ?: "");
+        copy_truncated(c->path, sizeof(c->path), req->path);
 }
 
 /* Drives the parser over what has arrived; forwards a complete request. The head is checked (and
@@ -492,6 +570,8 @@ void conn_run(struct conn *c) {
                         if (r < 0)
                                 return conn_close(c, NULL);
                         c->state = CONN_READ;
+                        c->may_read = true;     /* the first request may have come with the handshake */
+                        conn_schedule(c, c->deadline);
                         progress = true;
                 }
                 if (c->out.len > 0) {
@@ -505,6 +585,7 @@ void conn_run(struct conn *c) {
                                 (void) shutdown(c->fd, SHUT_WR);
                                 c->state = CONN_LINGER;
                                 c->want_read = EPOLLIN;
+                                c->may_read = true;
                                 conn_arm(c, FRONT_LINGER_MS);
                                 progress = true;
                         } else if (r > 0 && (c->state == CONN_BROKER || c->state == CONN_SSE))
@@ -512,7 +593,7 @@ void conn_run(struct conn *c) {
                         else if (progress)
                                 conn_watch_output(c);
                 }
-                if (conn_reading(c)) {
+                if (c->may_read && conn_reading(c)) {
                         n = conn_read(c);
                         if (n == 0 || (n < 0 && n != -EAGAIN))
                                 return conn_gone(c, n);
@@ -544,6 +625,8 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
                            "the client went away before the answer" : NULL);
                 return 0;
         }
+        if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR | c->want_read))
+                c->may_read = true;
         conn_run(c);
         return 0;
 }

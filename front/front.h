@@ -33,6 +33,10 @@
 /* After an error answer the connection is closed for writing and whatever the client still sends is
  * read and dropped for this long, so the answer is not destroyed by a reset (RFC 9112 §9.6). */
 #define FRONT_LINGER_MS 1000
+/* A TLS connection on which nothing happened for this long hands OpenSSL's read and write buffers
+ * (16 KiB and more each) back: 1,000 idle keep-alive connections hold none of them, and a busy one keeps
+ * its own rather than cleansing, freeing and allocating them again for every request. */
+#define FRONT_TLS_IDLE_MS 1000
 
 enum conn_state {
         CONN_HANDSHAKE,         /* TLS handshake */
@@ -59,9 +63,16 @@ struct conn {
         struct tls_conn tls;
         enum conn_state state;
         sd_event_source *io, *timer;
+        /* CLOCK_MONOTONIC µs, 0: none. The timer is set for timer_at, never later than the other two. */
+        uint64_t deadline;              /* the timeout running */
+        uint64_t release_at;            /* of the TLS buffers, after FRONT_TLS_IDLE_MS without a step */
+        uint64_t timer_at;
         struct peer *peer;
         char addr[INET6_ADDRSTRLEN];
         uint32_t want_read, want_write; /* what the last -EAGAIN waits for */
+        /* A read may find bytes: epoll said so since the last read came back short, or the last one
+         * filled the room, or OpenSSL holds bytes it has read ahead (epoll cannot see those). */
+        bool may_read;
 
         char *in;                       /* bytes received, a request at the start */
         size_t in_len, in_cap;
@@ -113,6 +124,7 @@ struct front {
         unsigned n_conns;
         uint64_t next_conn_id;
         struct conn *by_id[FRONT_CONN_BUCKETS];
+        sd_event_source *trim;          /* malloc_trim() after TLS buffers were released */
         struct peer *peers[FRONT_PEER_BUCKETS];
 
         int broker_fd;

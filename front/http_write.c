@@ -11,9 +11,6 @@
 #include "http.h"
 #include "util.h"
 
-/* Status line plus the headers the writer adds itself; caller headers are counted separately. */
-#define HTTP_FIXED_HEAD 256
-
 const char *http_status_reason(int status) {
         switch (status) {
         case 100: return "Continue";
@@ -90,23 +87,31 @@ static int check_headers(const struct http_header *h, size_t n) {
         return 0;
 }
 
-/* Status line, caller headers (checked before anything is queued), the framing lines, the blank line. */
-static int put_head(struct outbuf *ob, int status, const struct http_header *h, size_t n, const char *framing) {
-        char line[HTTP_FIXED_HEAD];
+/* Status line, caller headers (checked before anything is queued), the framing lines, the blank line.
+ * Written piece by piece, without printf: this runs for every answer. */
+static int put_head(struct outbuf *ob, int status, const struct http_header *h, size_t n, const char *framing,
+                    const char *framing_end) {
         const char *reason = http_status_reason(status);
+        char code[] = "HTTP/1.1 000 ";
         int r;
 
         if (!reason || check_headers(h, n) < 0)
                 return -EINVAL;
-        snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status, reason);
-        if ((r = put_str(ob, line)) < 0 || (r = put_headers(ob, h, n)) < 0 || (r = put_str(ob, framing)) < 0)
+        /* A status with a reason is three digits. */
+        code[9] = (char) ('0' + status / 100);
+        code[10] = (char) ('0' + status / 10 % 10);
+        code[11] = (char) ('0' + status % 10);
+        if ((r = outbuf_put(ob, code, sizeof(code) - 1, false)) < 0 || (r = put_str(ob, reason)) < 0 ||
+            (r = outbuf_put(ob, "\r\n", 2, false)) < 0 || (r = put_headers(ob, h, n)) < 0 ||
+            (r = put_str(ob, framing)) < 0 || (r = put_str(ob, framing_end)) < 0)
                 return r;
         return outbuf_put(ob, "\r\n", 2, false);
 }
 
 int http_write_response(struct outbuf *ob, int status, const struct http_header *headers, size_t n_headers,
                         const void *body, size_t body_len, bool keep_alive) {
-        char framing[HTTP_FIXED_HEAD];
+        char length[64], digits[24];
+        size_t d = sizeof(digits);
         int r;
 
         /* 1xx and 204 have no body and must not carry Content-Length (RFC 9110 §8.6); an interim 1xx
@@ -114,24 +119,29 @@ int http_write_response(struct outbuf *ob, int status, const struct http_header 
         if (status < 200 || status == 204) {
                 if (body_len > 0)
                         return -EINVAL;
-                snprintf(framing, sizeof(framing), "%s",
-                         keep_alive || status < 200 ? "" : "Connection: close\r\n");
-        } else
-                snprintf(framing, sizeof(framing), "Content-Length: %zu\r\n%s", body_len,
-                         keep_alive ? "" : "Connection: close\r\n");
-        if ((r = put_head(ob, status, headers, n_headers, framing)) < 0)
+                length[0] = '\0';
+                keep_alive = keep_alive || status < 200;
+        } else {
+                size_t v = body_len;
+
+                do
+                        digits[--d] = (char) ('0' + v % 10);
+                while ((v /= 10) > 0);
+                memcpy(length, "Content-Length: ", 16);
+                memcpy(length + 16, digits + d, sizeof(digits) - d);
+                memcpy(length + 16 + sizeof(digits) - d, "\r\n", 3);
+        }
+        r = put_head(ob, status, headers, n_headers, length, keep_alive ? "" : "Connection: close\r\n");
+        if (r < 0)
                 return r;
         return body_len > 0 ? outbuf_put(ob, body, body_len, false) : 0;
 }
 
 int http_write_sse_head(struct outbuf *ob, int status, const struct http_header *headers, size_t n_headers,
                         bool keep_alive) {
-        char framing[HTTP_FIXED_HEAD];
-
-        snprintf(framing, sizeof(framing),
-                 "Content-Type: text/event-stream\r\nCache-Control: no-cache\r\nX-Accel-Buffering: no\r\n"
-                 "Transfer-Encoding: chunked\r\n%s", keep_alive ? "" : "Connection: close\r\n");
-        return put_head(ob, status, headers, n_headers, framing);
+        return put_head(ob, status, headers, n_headers,
+                        "Content-Type: text/event-stream\r\nCache-Control: no-cache\r\nX-Accel-Buffering: no\r\n"
+                        "Transfer-Encoding: chunked\r\n", keep_alive ? "" : "Connection: close\r\n");
 }
 
 int http_write_chunk(struct outbuf *ob, const void *data, size_t len) {

@@ -266,6 +266,7 @@ static void front_done(struct front *f) {
         sd_event_source_disable_unref(f->sup_io);
         sd_event_source_disable_unref(f->sigterm);
         sd_event_source_disable_unref(f->sigint);
+        sd_event_source_disable_unref(f->trim);
         safe_close(f->listen_fd);
         safe_close(f->broker_fd);
         SSL_CTX_free(f->tls.ctx);

@@ -91,12 +91,14 @@ int tls_server_context_new(const char *cert_pem, size_t cert_len, const char *ke
         }
         /* No renegotiation (a CPU-exhaustion lever and a source of past CVEs); server cipher order. */
         SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
-        /* OpenSSL zeroes its copies of the decrypted records once delivered: requests carry bearer tokens. */
+        /* Requests carry bearer tokens: OpenSSL zeroes each decrypted record in its read buffer as soon
+         * as it is delivered, and the whole buffer when it is released (SSL_free_buffers, SSL_free). */
         SSL_CTX_set_options(ctx, SSL_OP_CLEANSE_PLAINTEXT);
-        /* Partial writes and a moving buffer fit an outbuf that compacts between retries; released
-         * buffers keep 1,000 idle keep-alive connections from holding 2 × 16 KiB each. */
-        SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
-                         SSL_MODE_RELEASE_BUFFERS);
+        /* Partial writes and a moving buffer fit an outbuf that compacts between retries. Not
+         * SSL_MODE_RELEASE_BUFFERS: it would cleanse, free and allocate the 16 KiB buffers again for
+         * every request; the front releases them when a connection has been idle for a while
+         * (tls_conn_release_buffers), so 1,000 idle keep-alive connections still hold none. */
+        SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
         /* Read what the socket has in one read(2) rather than a record header and then its body. */
         SSL_CTX_set_read_ahead(ctx, 1);
         SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
@@ -241,6 +243,16 @@ ssize_t tls_conn_read(struct tls_conn *c, void *buf, size_t len) {
         if (r == 1)
                 return (ssize_t) n;
         return conn_error(c, r);
+}
+
+bool tls_conn_has_pending(const struct tls_conn *c) {
+        return c->state == TLS_OPEN && SSL_has_pending(c->ssl) == 1;
+}
+
+bool tls_conn_release_buffers(struct tls_conn *c) {
+        /* SSL_free_buffers refuses when output is pending; bytes of a record read only in part are
+         * checked here as well (older 3.0 releases freed them: CVE-2024-4741). */
+        return c->state == TLS_OPEN && SSL_has_pending(c->ssl) != 1 && SSL_free_buffers(c->ssl) == 1;
 }
 
 ssize_t tls_conn_write(struct tls_conn *c, const void *buf, size_t len) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <openssl/ssl.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -52,6 +53,13 @@ int tls_conn_handshake(struct tls_conn *c);
 /* Bytes read (> 0), 0 on a clean close_notify, -EAGAIN, -ECONNRESET (closed without close_notify:
  * a truncation the caller must not mistake for the end of a message), -EPROTO. */
 ssize_t tls_conn_read(struct tls_conn *c, void *buf, size_t len);
+/* Whether OpenSSL holds bytes read from the socket that no read has returned yet (a record read
+ * ahead, or the rest of one): they wake no epoll, so the caller must read again. */
+bool tls_conn_has_pending(const struct tls_conn *c);
+/* Hands OpenSSL's read and write buffers back while the connection waits (cleansed first: see
+ * SSL_OP_CLEANSE_PLAINTEXT); the next read or write allocates them again. Nothing happens while OpenSSL
+ * still holds received bytes or output not yet written. Whether they were released. */
+bool tls_conn_release_buffers(struct tls_conn *c);
 /* Bytes written (> 0, possibly fewer than len), -EAGAIN, -EPIPE, -EPROTO. OpenSSL writes with write(2),
  * so the process must ignore SIGPIPE. After -EAGAIN the same bytes
  * must be offered again, but they may have moved (an outbuf compacts). */

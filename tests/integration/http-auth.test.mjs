@@ -10,6 +10,7 @@ import { createHmac, generateKeyPairSync, sign as cryptoSign, constants as cc } 
 import { readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { createServer } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { join } from 'node:path';
 
 import { Client as ClientV1 } from '@modelcontextprotocol/sdk/client/index.js';
@@ -651,6 +652,108 @@ test('2026-07-28: progress goes on the request\'s own SSE stream; closing it can
   await waitFor('the cancelled call on record', () => results().length === 2, 5000, 50);
   assert.deepEqual(results().map((x) => [x.status, x.error ?? null]),
     [['ok', null], ['error', 'cancelled: the client went away or cancelled']]);
+  await d.stop();
+});
+
+// The front reads a TLS connection only when epoll says it is readable or OpenSSL holds bytes it read
+// ahead, and hands OpenSSL's buffers back once a connection has been idle: requests that arrive as
+// several TLS records in one segment are all answered, a client that leaves while its call is with the
+// broker has the call cancelled at the worker, and a kept-open connection that idled serves on.
+test('over TLS: pipelined calls in several records are all answered; a client that leaves has its call cancelled', async (t) => {
+  const k = newKey('ES256', 'ec1');
+  const port = await freePort();
+  const dir = `/tmp/broker-http-tls-pipe-${process.pid}`;
+  spawnSync('mkdir', ['-p', dir]);
+  const cert = join(dir, 'cert.pem'), key = join(dir, 'key.pem');
+  const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+    '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'],
+  { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  t.after(() => spawnSync('rm', ['-rf', dir]));
+  const conformance = `        conformance = {
+                domain = "conformance";
+                tools = { slow_compute = { scopes = [ "inventory:read" ]; }; };
+        };
+`;
+  const d = new HttpDaemon({ keys: [k], port, tls: { cert, key }, servers: [conformance] });
+  t.after(() => d.kill());
+  d.base = `https://127.0.0.1:${port}`;
+  await d.waitReady(['conformance']);
+  const ca = readFileSync(cert);
+  const auth = `Bearer ${mint(k, claimsFor(d.base, 'conformance', { role: 'auditor', scope: 'inventory:read' }))}`;
+  const request = (body, sid, headers = {}) => {
+    const text = JSON.stringify(body);
+    return `POST /mcp/conformance HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/json\r\n` +
+      `Accept: application/json, text/event-stream\r\nAuthorization: ${auth}\r\nContent-Length: ${Buffer.byteLength(text)}\r\n` +
+      (sid ? `Mcp-Session-Id: ${sid}\r\nMCP-Protocol-Version: 2025-11-25\r\n` : '') +
+      Object.entries(headers).map(([h, v]) => `${h}: ${v}\r\n`).join('') + `\r\n${text}`;
+  };
+  // A TLS connection that collects complete Content-Length responses as they arrive.
+  const open = () => new Promise((resolveP, reject) => {
+    const sock = tlsConnect({ host: '127.0.0.1', port, ca, ALPNProtocols: ['http/1.1'] }, () => resolveP(sock));
+    let buf = Buffer.alloc(0);
+    sock.answers = [];
+    sock.on('error', reject);
+    sock.on('data', (b) => {
+      buf = Buffer.concat([buf, b]);
+      for (;;) {
+        const end = buf.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        const head = buf.subarray(0, end).toString('latin1');
+        const len = Number(/\r\ncontent-length: (\d+)/i.exec(head)?.[1] ?? 0);
+        if (buf.length < end + 4 + len) return;
+        sock.answers.push({ status: Number(head.split(' ')[1]), sid: /\r\nmcp-session-id: (\S+)/i.exec(head)?.[1],
+          body: buf.subarray(end + 4, end + 4 + len).toString('utf8') });
+        buf = buf.subarray(end + 4 + len);
+      }
+    });
+  });
+  const answers = (sock, n) => waitFor(`${n} answers`, () => sock.answers.length >= n ? sock.answers : null, 10000, 20);
+  const call = (id, seconds, label) => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'slow_compute', arguments: { seconds, label } } });
+
+  await waitFor('the TLS front', async () => {
+    const s = await open().catch(() => null);
+    if (!s) return false;
+    s.write(request(INIT));
+    const ok = await answers(s, 1).then((a) => a[0].status === 200).catch(() => false);
+    s.destroy();
+    return ok;
+  }, 10000, 100);
+  const sock = await open();
+  t.after(() => sock.destroy());
+  sock.write(request(INIT));
+  const [init] = await answers(sock, 1);
+  assert.equal(init.status, 200, init.body);
+  const sid = init.sid;
+  sock.write(request({ jsonrpc: '2.0', method: 'notifications/initialized' }, sid));
+  await answers(sock, 2);
+  // Three writes in one tick: three TLS records that reach the front together, the first two calls in one.
+  sock.write(request(call(11, 0, 'a'), sid) + request(call(12, 0, 'b'), sid));
+  sock.write(request(call(13, 0, 'c'), sid));
+  sock.write(request(call(14, 0, 'd'), sid));
+  const got = (await answers(sock, 6)).slice(2);
+  assert.deepEqual(got.map((a) => [a.status, JSON.parse(a.body).id, JSON.parse(a.body).result?.content?.[0]?.text]),
+    [11, 12, 13, 14].map((id, i) => [200, id, `Computed for 0 second(s): ${'abcd'[i]}`]));
+  // The connection idles past the buffer release, then carries the next call.
+  await new Promise((res) => setTimeout(res, 1500));
+  sock.write(request(call(15, 0, 'e'), sid));
+  const [after] = (await answers(sock, 7)).slice(6);
+  assert.equal(JSON.parse(after.body).result?.content?.[0]?.text, 'Computed for 0 second(s): e');
+
+  // A 2026-07-28 call that would work for a minute (closing its request is cancellation in that
+  // revision); its client goes away while the call is with the broker.
+  const leaving = await open();
+  const modernCall = modern('tools/call', { name: 'slow_compute', arguments: { seconds: 60, label: 'left' } }, 21);
+  leaving.write(request(modernCall.body, null, modernCall.headers));
+  const intent = await waitFor('the call at the worker', () => d.auditRecords().find((x) => x.type === 'call.intent' &&
+    x.tool === 'slow_compute' && x.arguments?.label === 'left'), 10000, 20);
+  leaving.end();                // close_notify, then FIN
+  const result = await waitFor('the cancelled call on record', () => d.auditRecords().find((x) => x.type === 'call.result' &&
+    x.intent_seq === intent.seq), 5000, 50);
+  assert.deepEqual([result.status, result.error], ['error', 'cancelled: the client went away or cancelled']);
+  assert.match(d.stderr, /conn \d+ closed: the client went away before the answer/);
+  assert.equal(leaving.answers.length, 0);
+  sock.destroy();
   await d.stop();
 });
 

@@ -483,6 +483,23 @@ test('the transport table over TLS', async (t) => {
     await waitFor('the front to hold no copy of the token', () => !memoryHolds(pid, Buffer.from(token)), 5000, 100);
   });
 
+  await t.test('a bearer token leaves no copy in the front\'s memory while its keep-alive connection stays open', async () => {
+    const token = `bastion-test-token-${randomBytes(24).toString('hex')}`;
+    const pid = d.frontPid();
+    // Searched at once, within FRONT_TLS_IDLE_MS: OpenSSL still holds its buffers for this connection,
+    // and the decrypted record in them must already be zeroed.
+    const r = await exchange(port, post(port, PING, { Authorization: `Bearer ${token}` }), { tls, keepOpen: true });
+    try {
+      assert.ok(r.status >= 200, JSON.stringify(r));
+      assert.equal(memoryHolds(pid, Buffer.from(token)), false);
+      r.sock.write(post(port, PING));
+      const again = await new Promise((resolveP) => r.sock.once('data', (b) => resolveP(b.toString('latin1'))));
+      assert.match(again, /^HTTP\/1\.1 \d{3} /, 'the connection stays open and serves on');
+    } finally {
+      r.sock.destroy();
+    }
+  });
+
   await d.stop();
 });
 
