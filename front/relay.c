@@ -204,27 +204,41 @@ static int on_broker(sd_event_source *s, int fd, uint32_t revents, void *userdat
                 }
                 relay_update_events(f);
         }
-        /* A bounded batch per wake-up keeps the loop fair to the clients. */
-        for (unsigned i = 0; i < 64 && (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)); i++) {
-                struct front_msg m;
+        /* A bounded batch per wake-up keeps the loop fair to the clients; CHAN_RECV_BATCH messages per
+         * recvmmsg, and a short batch means the channel is empty. */
+        for (unsigned total = 0; total < 64 && (revents & (EPOLLIN | EPOLLHUP | EPOLLERR));) {
+                struct chan_raw raw[CHAN_RECV_BATCH];
+                int n = chan_recv_raw_batch(fd, raw, CHAN_RECV_BATCH);
 
-                r = front_recv(fd, &m);
-                if (r == -EAGAIN)
+                if (n == -EAGAIN)
                         break;
-                if (r == 0 || r == -ECONNRESET) {
+                if (n == 0 || n == -ECONNRESET) {
                         log_error("The broker closed its channel; closing every connection and exiting");
                         return front_exit(f, 1), 0;
                 }
-                if (r < 0) {
-                        log_error_errno(r, "Bad message from the broker: %m");
+                if (n < 0) {
+                        log_error_errno(n, "Bad message from the broker: %m");
                         return front_exit(f, 1), 0;
                 }
-                r = relay_dispatch(f, &m);
-                if (r < 0)
-                        log_error("Malformed message of type %u from the broker; exiting", m.type);
-                front_msg_done(&m);
-                if (r < 0)
-                        return front_exit(f, 1), 0;
+                for (int i = 0; i < n; i++) {
+                        uint32_t type = raw[i].type;
+                        struct front_msg m;
+
+                        r = front_parse(&raw[i], &m);
+                        if (r > 0) {
+                                r = relay_dispatch(f, &m);
+                                front_msg_done(&m);
+                        }
+                        if (r < 0) {
+                                log_error("Malformed message of type %u from the broker; exiting", type);
+                                for (int k = i + 1; k < n; k++)
+                                        chan_raw_done(&raw[k]);
+                                return front_exit(f, 1), 0;
+                        }
+                }
+                total += (unsigned) n;
+                if (n < CHAN_RECV_BATCH)
+                        break;
         }
         return 0;
 }

@@ -221,6 +221,14 @@ int chan_recv_raw(int fd, struct chan_raw *ret) {
  * message filled are zeroed once it has been copied out. */
 static char *batch_buf;
 static size_t batch_slot;
+#define CHAN_RECV_KEEP_BYTES (64 * 1024)
+
+/* Leaves no message text in a slot. A large message's pages are handed back instead (zero when touched
+ * again), so that sixteen of them at once do not stay resident. */
+static void slot_wipe(char *buf, size_t n) {
+        if (n < CHAN_RECV_KEEP_BYTES || madvise(buf, n, MADV_DONTNEED) < 0)
+                explicit_bzero(buf, n);
+}
 
 int chan_recv_raw_batch(int fd, struct chan_raw *ret, unsigned max) {
         struct mmsghdr mm[CHAN_RECV_BATCH];
@@ -275,7 +283,7 @@ int chan_recv_raw_batch(int fd, struct chan_raw *ret, unsigned max) {
                 }
                 if (r < 0) {
                         /* After a bad message: only clean up what came with it. */
-                        explicit_bzero(buf, mm[i].msg_len);
+                        slot_wipe(buf, mm[i].msg_len);
                         close_fds(fds, n_fds);
                         continue;
                 }
@@ -293,7 +301,7 @@ int chan_recv_raw_batch(int fd, struct chan_raw *ret, unsigned max) {
                         memcpy(ret[got].data, data, hdr.len);
                         ret[got].data[hdr.len] = '\0';
                 }
-                explicit_bzero(buf, sizeof(hdr) + hdr.len);
+                slot_wipe(buf, sizeof(hdr) + hdr.len);
                 if (!ret[got].data) {
                         r = -ENOMEM;
                         continue;

@@ -52,8 +52,9 @@ static const char *const broker_allow[] = {
         "memfd_create", "mlock", "munlock", "sendmmsg", "recvmmsg", NULL,
 };
 /* The front terminates TLS on the listener it was given and relays to the broker over fds it holds;
- * OpenSSL needs only getrandom (ALLOW_RUNTIME) once initialised. It opens nothing. */
-static const char *const front_allow[] = { ALLOW_RUNTIME, ALLOW_FD_IO, "accept", "accept4", NULL };
+ * OpenSSL needs only getrandom (ALLOW_RUNTIME) once initialised; the broker's answers come in batches
+ * (recvmmsg). It opens nothing. */
+static const char *const front_allow[] = { ALLOW_RUNTIME, ALLOW_FD_IO, "accept", "accept4", "recvmmsg", NULL };
 
 /* An external interpreter is exec'd inside the sandbox: it needs the dynamic loader's calls too. */
 static const char *const exec_runtime_allow[] = {
