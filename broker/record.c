@@ -263,9 +263,9 @@ void record_result(struct broker *b, const struct call *call, const json_t *msg)
                                                          "text"));
         } else if (!msg)
                 text = "cancelled: the client went away or cancelled";
-        /* Its size as compact JSON: counted by jansson without building the text. */
+        /* Its size as compact JSON: counted without building the text. */
         if (msg)
-                bytes = json_dumpb(result ? result : error, NULL, 0, JSON_COMPACT);
+                bytes = json_compact_size(result ? result : error);
         /* A side effect's result is on disk before the client hears of it: whatever a client was told
          * happened is in the log even after a power loss (docs/audit-secrets.md). Other results are
          * written before the answer and synced by the next group commit. */

@@ -8,6 +8,7 @@ lib_libbastion_a_SOURCES = \
 	lib/conf.h lib/conf_json.c \
 	lib/schema.c lib/schema.h \
 	lib/json_alloc.c lib/json_alloc.h \
+	lib/json_write.c lib/json_write.h \
 	lib/bounds.h
 lib_libbastion_a_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
 # What every program links for lib/.

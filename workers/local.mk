@@ -2,7 +2,6 @@
 WORKER_SOURCES = \
 	workers/worker.h \
 	workers/credential.c \
-	workers/json_write.c \
 	workers/mcp_server.c \
 	workers/inventory/inventory.h \
 	workers/inventory/inventory.c \

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "json_write.h"
 #include "linebuf.h"
 
 #define WORKER_PROTOCOL_VERSION "2025-11-25"
@@ -138,14 +139,6 @@ ssize_t worker_credential_size(void);
 /* Copies the credential into buf (size at least worker_credential_size()); returns its length, -ENOENT
  * without a credential. For a backend client; the value must never reach a log line or a tool result. */
 int worker_credential_read(void *buf, size_t size);
-
-/* ---- json_write.c ---- */
-
-/* The compact JSON text of an object or array, byte for byte json_dumpb(v, buf, cap, JSON_COMPACT): the
- * length it needs, written into buf when it fits (when not, nothing past cap is touched and what buf
- * holds is unspecified), 0 when v cannot be written (not an object or an array, invalid UTF-8 in a
- * string, nesting past 2048). */
-size_t json_write_compact(const json_t *v, char *buf, size_t cap);
 
 /* ---- mcp_server.c ---- */
 

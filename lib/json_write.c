@@ -1,16 +1,18 @@
-/* Compact JSON text of a worker's messages, byte for byte what json_dumpb(JSON_COMPACT) writes, at a
+/* Compact JSON text of the worker's and the broker's messages, byte for byte what json_dumpb(JSON_COMPACT) writes, at a
  * fraction of its cost: jansson passes every piece through a callback, decodes every string's UTF-8
  * code point by code point and formats every integer with snprintf, which made encoding a tools/call
  * answer cost about as much as running the tool. A real number is written by jansson itself (its
  * %.17g and ".0" rules stay jansson's); a string with invalid UTF-8 fails, as it fails jansson. */
 #include "config.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
-#include "workers/worker.h"
+#include "json_write.h"
 
-/* Deeper than any message the worker builds (requests are bounded at BASTION_MAX_JSON_DEPTH). */
+/* Deeper than any message the worker or the broker builds (what they parse is bounded at
+ * BASTION_MAX_JSON_DEPTH). */
 #define JSON_WRITE_MAX_DEPTH 2048
 
 struct writer {
