@@ -265,7 +265,7 @@ void record_result(struct broker *b, const struct call *call, const json_t *msg)
                 text = "cancelled: the client went away or cancelled";
         /* Its size as compact JSON: counted without building the text. */
         if (msg)
-                bytes = json_compact_size(result ? result : error);
+                bytes = json_dump_size(result ? result : error, JSON_COMPACT);
         /* A side effect's result is on disk before the client hears of it: whatever a client was told
          * happened is in the log even after a power loss (docs/audit-secrets.md). Other results are
          * written before the answer and synced by the next group commit. */

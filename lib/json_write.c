@@ -19,6 +19,7 @@ struct writer {
         char *buf;
         size_t cap;
         size_t len;             /* bytes the text needs so far; only the first cap are stored */
+        bool ascii;             /* JSON_ENSURE_ASCII: every code point above 0x7f as \\uXXXX */
         bool failed;
 };
 
@@ -76,6 +77,27 @@ static size_t utf8_sequence(const unsigned char *s, size_t n) {
         return k;
 }
 
+static void put_u_escape(struct writer *w, unsigned long v) {
+        static const char hex[] = "0123456789ABCDEF";
+        char e[6] = { '\\', 'u', hex[v >> 12 & 0xf], hex[v >> 8 & 0xf], hex[v >> 4 & 0xf], hex[v & 0xf] };
+
+        put(w, e, sizeof(e));
+}
+
+/* A well-formed UTF-8 sequence of k bytes as jansson's JSON_ENSURE_ASCII writes it: \uXXXX in capitals,
+ * a UTF-16 surrogate pair past the BMP. */
+static void put_escaped_code_point(struct writer *w, const unsigned char *s, size_t k) {
+        unsigned long cp = s[0] & (k == 2 ? 0x1f : k == 3 ? 0x0f : 0x07);
+
+        for (size_t i = 1; i < k; i++)
+                cp = cp << 6 | (s[i] & 0x3f);
+        if (cp < 0x10000)
+                return put_u_escape(w, cp);
+        cp -= 0x10000;
+        put_u_escape(w, 0xd800 | (cp >> 10));
+        put_u_escape(w, 0xdc00 | (cp & 0x3ff));
+}
+
 /* A string as jansson writes it: '"', '\\' and control characters escaped (\u00XX in capitals where
  * there is no short form), everything else as it is; invalid UTF-8 fails, as it fails jansson. */
 static void put_string(struct writer *w, const char *s, size_t n) {
@@ -109,6 +131,11 @@ static void put_string(struct writer *w, const char *s, size_t n) {
                         if (seq == 0) {
                                 w->failed = true;
                                 return;
+                        }
+                        if (w->ascii) {
+                                put(w, s + plain, i - plain);
+                                put_escaped_code_point(w, u + i, seq);
+                                plain = i + seq;
                         }
                         i += seq;
                         continue;
@@ -212,7 +239,11 @@ static void put_value(struct writer *w, const json_t *v, unsigned depth) {
 }
 
 size_t json_write_compact(const json_t *v, char *buf, size_t cap) {
-        struct writer w = { .buf = buf, .cap = cap };
+        return json_write(v, buf, cap, false);
+}
+
+size_t json_write(const json_t *v, char *buf, size_t cap, bool ensure_ascii) {
+        struct writer w = { .buf = buf, .cap = cap, .ascii = ensure_ascii };
 
         /* As json_dumpb without JSON_ENCODE_ANY: only an object or an array is a document. */
         if (!json_is_object(v) && !json_is_array(v))

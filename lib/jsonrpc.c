@@ -158,13 +158,14 @@ json_t *jsonrpc_notification(const char *method, json_t *params) {
 /* Compact documents by json_write_compact() (the same bytes at a fraction of jansson's cost), the rest
  * by jansson. */
 static size_t dump(const json_t *j, size_t flags, char *buf, size_t cap) {
-        if (flags == JSON_COMPACT && (json_is_object(j) || json_is_array(j)))
-                return json_write_compact(j, buf, cap);
+        if ((flags & ~(size_t) (JSON_ENSURE_ASCII | JSON_ENCODE_ANY)) == JSON_COMPACT &&
+            (json_is_object(j) || json_is_array(j)))
+                return json_write(j, buf, cap, flags & JSON_ENSURE_ASCII);
         return json_dumpb(j, buf, cap, flags);
 }
 
-size_t json_compact_size(const json_t *j) {
-        return dump(j, JSON_COMPACT, NULL, 0);
+size_t json_dump_size(const json_t *j, size_t flags) {
+        return dump(j, flags, NULL, 0);
 }
 
 const char *json_dump_buf(const json_t *j, size_t flags, char *buf, size_t cap, char **ret_alloc, size_t *ret_len) {

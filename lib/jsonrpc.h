@@ -59,6 +59,6 @@ char *jsonrpc_dump(const json_t *msg, size_t *ret_len);
 /* The same text (json_dumpb `flags`) without the allocation when it fits in buf (cap bytes); when it
  * does not, in *ret_alloc, which the caller frees (set to NULL otherwise). Not NUL-terminated; NULL
  * on failure. For callers that copy the text on anyway (a channel's out buffer, an audit line). */
-/* The length of j's compact JSON text (0 when it cannot be written), without building it. */
-size_t json_compact_size(const json_t *j);
+/* The length of j's JSON text (json_dumpb `flags`; 0 when it cannot be written), without building it. */
+size_t json_dump_size(const json_t *j, size_t flags);
 const char *json_dump_buf(const json_t *j, size_t flags, char *buf, size_t cap, char **ret_alloc, size_t *ret_len);

@@ -6,6 +6,7 @@
 
 #include "audit-internal.h"
 #include "bounds.h"
+#include "jsonrpc.h"
 #include "util.h"
 
 static const char *const status_names[] = {
@@ -105,7 +106,7 @@ static json_t *arguments_json(const json_t *args) {
                 return json_null();
         /* Sized without building the text; within the bound the record holds the caller's value itself
          * (a reference: nothing changes it before the record is written, and the caller keeps its own). */
-        len = json_dumpb(args, NULL, 0, flags);
+        len = json_dump_size(args, flags);
         if (len == 0)
                 return NULL;
         if (len <= BASTION_AUDIT_MAX_ARGUMENTS)

@@ -747,17 +747,23 @@ Test(encoding, answers_past_the_queue_are_written_out_on_the_way) {
 
 /* ---- json_write_compact: the same bytes as jansson's compact dump ---- */
 
+/* Both ways: compact, and compact with JSON_ENSURE_ASCII (the broker's audit records). */
 static void assert_written_as_jansson(const json_t *v) {
-        char *want = json_dumps(v, JSON_COMPACT), got[8192], small[7];
-        size_t n = json_write_compact(v, got, sizeof(got));
+        for (int ascii = 0; ascii <= 1; ascii++) {
+                char *want = json_dumps(v, JSON_COMPACT | (ascii ? JSON_ENSURE_ASCII : 0)), got[8192], small[7];
+                size_t n = json_write(v, got, sizeof(got), ascii);
 
-        cr_assert_not_null(want);
-        cr_assert_eq(n, strlen(want), "length %zu, jansson %zu: %s", n, strlen(want), want);
-        cr_assert(n < sizeof(got) && memcmp(got, want, n) == 0, "got %.*s, jansson %s", (int) n, got, want);
-        /* Too small a buffer, or none: the length it needs. */
-        cr_assert_eq(json_write_compact(v, small, sizeof(small)), n);
-        cr_assert_eq(json_write_compact(v, NULL, 0), n);
-        free(want);
+                cr_assert_not_null(want);
+                cr_assert_eq(n, strlen(want), "ascii %d: length %zu, jansson %zu: %s", ascii, n, strlen(want), want);
+                cr_assert(n < sizeof(got) && memcmp(got, want, n) == 0, "ascii %d: got %.*s, jansson %s", ascii,
+                          (int) n, got, want);
+                /* Too small a buffer, or none: the length it needs. */
+                cr_assert_eq(json_write(v, small, sizeof(small), ascii), n);
+                cr_assert_eq(json_write(v, NULL, 0, ascii), n);
+                if (!ascii)
+                        cr_assert_eq(json_write_compact(v, NULL, 0), n);
+                free(want);
+        }
 }
 
 Test(json_write, every_kind_of_value_is_written_as_jansson_writes_it) {
@@ -833,6 +839,7 @@ Test(json_write, invalid_utf8_and_bare_scalars_fail_as_in_jansson) {
 
                 cr_assert_eq(json_dumpb(a, buf, sizeof(buf), JSON_COMPACT), 0, "jansson wrote case %zu", i);
                 cr_assert_eq(json_write_compact(a, buf, sizeof(buf)), 0, "case %zu", i);
+                cr_assert_eq(json_write(a, buf, sizeof(buf), true), 0, "case %zu", i);
                 json_decref(a);
         }
         json_t *one = json_integer(1);
