@@ -572,10 +572,9 @@ test('JWKS rotation: a new key is accepted once the file changes, a removed one 
   await d.stop();
 });
 
-test('over TLS: a valid token is served, none gets 401', async (t) => {
-  const k = newKey('ES256', 'ec1');
-  const port = await freePort();
-  const dir = `/tmp/broker-http-tls-${process.pid}`;
+// A self-signed P-256 certificate for 127.0.0.1 in a directory of its own, removed after the test.
+function selfSignedCert(t, name) {
+  const dir = `/tmp/${name}-${process.pid}`;
   spawnSync('mkdir', ['-p', dir]);
   const cert = join(dir, 'cert.pem'), key = join(dir, 'key.pem');
   const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
@@ -583,6 +582,13 @@ test('over TLS: a valid token is served, none gets 401', async (t) => {
   { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   t.after(() => spawnSync('rm', ['-rf', dir]));
+  return { cert, key };
+}
+
+test('over TLS: a valid token is served, none gets 401', async (t) => {
+  const k = newKey('ES256', 'ec1');
+  const port = await freePort();
+  const { cert, key } = selfSignedCert(t, 'broker-http-tls');
   const d = new HttpDaemon({ keys: [k], port, tls: { cert, key } });
   t.after(() => d.kill());
   d.base = `https://127.0.0.1:${port}`;
@@ -662,14 +668,7 @@ test('2026-07-28: progress goes on the request\'s own SSE stream; closing it can
 test('over TLS: pipelined calls in several records are all answered; a client that leaves has its call cancelled', async (t) => {
   const k = newKey('ES256', 'ec1');
   const port = await freePort();
-  const dir = `/tmp/broker-http-tls-pipe-${process.pid}`;
-  spawnSync('mkdir', ['-p', dir]);
-  const cert = join(dir, 'cert.pem'), key = join(dir, 'key.pem');
-  const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
-    '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'],
-  { encoding: 'utf8' });
-  assert.equal(r.status, 0, r.stderr);
-  t.after(() => spawnSync('rm', ['-rf', dir]));
+  const { cert, key } = selfSignedCert(t, 'broker-http-tls-pipe');
   const conformance = `        conformance = {
                 domain = "conformance";
                 tools = { slow_compute = { scopes = [ "inventory:read" ]; }; };
