@@ -413,13 +413,15 @@ static int write_all(struct audit_log *log, const char *line, size_t len, uint64
         return 0;
 }
 
-/* Writes what audit_hold() gathered, in one write(2). A failure is sticky like any other. */
+/* Writes what audit_hold() gathered, in one write(2): 0, or why records that were appended are not in
+ * the file (then sticky like any other failure). Nothing held: 0, even on a failed log (its appends
+ * failed one by one, so nothing went on as if they had been written). */
 static int commit(struct audit_log *log) {
         size_t len = log->pend_len;
         int r;
 
         if (len == 0)
-                return log->error;
+                return 0;
         log->pend_len = 0;
         if (log->error < 0)
                 return log->error;

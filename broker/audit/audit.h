@@ -55,7 +55,7 @@ int audit_append(struct audit_log *log, const char *type, json_t *fields, unsign
 
 /* Between audit_hold() and audit_release() appended records are numbered, chained and counted as
  * usual but kept in memory, and audit_release() writes them with one write(2) (its errno, sticky like a
- * failed append's, when that fails). The broker holds the log while it handles one batch of messages and
+ * failed append's, when that fails or the log failed while they were held; 0 when none is held). The broker holds the log while it handles one batch of messages and
  * lets nothing leave the process until the release has returned 0. A durable append, a flush, a rotation
  * and closing write what is held first. */
 void audit_hold(struct audit_log *log);
