@@ -304,6 +304,9 @@ int main(int argc, char **argv) {
                 return 2;
         }
         (void) signal(SIGPIPE, SIG_IGN);
+        /* A file-size limit (LimitFSIZE=) reached by the audit log is a failed write (EFBIG): the log
+         * fails closed with its reason, instead of a SIGXFSZ killing the broker at every restart. */
+        (void) signal(SIGXFSZ, SIG_IGN);
         /* jansson's small blocks are kept for the next message (lib/json_alloc.c). */
         json_alloc_install();
         /* Libraries that open files lazily are initialised now, before any lock-down. */

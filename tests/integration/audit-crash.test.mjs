@@ -224,3 +224,29 @@ test('an audit write that fails for a batch: its calls fail without reaching the
   assert.ok(results.length <= ok && results.length >= ok - 8, `${results.length} result records for ${ok} calls that ran`);
   for (const r of results) assert.ok(intents.has(r.intent_seq), `result ${r.seq} without its intent`);
 });
+
+// A file-size limit on the service (systemd's LimitFSIZE=, here prlimit on bastiond, inherited by every
+// process) that the audit log reaches: the broker is not killed by SIGXFSZ (it would be restarted into
+// the same wall, again and again) but fails closed, saying why, and refuses calls from then on.
+test('an audit log that reaches the file-size limit fails closed with EFBIG; the broker is not killed', { timeout: 60000 }, async (t) => {
+  const d = await Daemon.start({ fileSizeLimit: 64 * 1024 });
+  t.after(() => d.kill());
+  const broker = d.tree().find((p) => p.argv[0]?.endsWith('/bastion-broker'))?.pid;
+  assert.ok(broker);
+  const c = await connect(d.socket);
+  t.after(() => c.close());
+  let ok = 0, refused = null;
+  for (let i = 0; i < 400 && !refused; i++) {
+    const a = await c.request('tools/call', { name: 'get_stock', arguments: { sku: 'SKU-1001' } });
+    if (a.result && !a.result.isError) ok++;
+    else refused = a;
+  }
+  assert.ok(refused, `${ok} calls and the log never reached 64 KiB`);
+  assert.ok(ok > 10, `only ${ok} calls before the limit`);
+  assert.ok([SERVER_UNAVAILABLE, AUDIT_REFUSED].includes(refused.error?.code), JSON.stringify(refused));
+  await waitFor('the broker to say why', () => /AUDIT LOG WRITE FAILED.*File too large/.test(d.stderr), 5000);
+  const later = await c.request('tools/call', { name: 'get_stock', arguments: { sku: 'SKU-1001' } });
+  assert.equal(later.error?.code, AUDIT_REFUSED, JSON.stringify(later));
+  assert.equal(d.tree().find((p) => p.argv[0]?.endsWith('/bastion-broker'))?.pid, broker, 'the broker was restarted');
+  assert.doesNotMatch(d.stderr, /broker \(pid \d+\) killed by signal/);
+});

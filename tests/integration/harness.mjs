@@ -271,8 +271,9 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
 export class Daemon {
   // libexecDir: where bastiond finds bastion-broker and bastion-worker (default: the build directory).
   // prepare(d): runs once the daemon's directory exists, before bastiond starts (d.mount() goes there).
-  static async start({ servers = [inventoryServer('inventory')], wait = ['inventory'], libexecDir, prepare } = {}) {
-    const d = new Daemon(servers, { libexecDir, prepare });
+  // fileSizeLimit: RLIMIT_FSIZE in bytes for bastiond and so for every process it starts.
+  static async start({ servers = [inventoryServer('inventory')], wait = ['inventory'], libexecDir, prepare, fileSizeLimit } = {}) {
+    const d = new Daemon(servers, { libexecDir, prepare, fileSizeLimit });
     try {
       await d.waitReady(wait);
     } catch (e) {
@@ -282,7 +283,7 @@ export class Daemon {
     return d;
   }
 
-  constructor(servers, { libexecDir = BUILD_DIR, prepare } = {}) {
+  constructor(servers, { libexecDir = BUILD_DIR, prepare, fileSizeLimit } = {}) {
     ensureTestUser();
     this.libexecDir = libexecDir;
     this.dir = mkdtempSync('/tmp/bastion-it-');
@@ -300,7 +301,9 @@ export class Daemon {
     prepare?.(this);
     this.stderr = '';
     this.exited = null;
-    this.proc = spawn(bin('bastiond'), ['--config', this.configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const argv = [bin('bastiond'), '--config', this.configPath];
+    if (fileSizeLimit) argv.unshift('prlimit', `--fsize=${fileSizeLimit}`, '--');
+    this.proc = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc.stdout.setEncoding('utf8').on('data', (s) => (this.stderr += s));
     this.proc.stderr.setEncoding('utf8').on('data', (s) => (this.stderr += s));
     this.exit = new Promise((r) => {
