@@ -200,6 +200,12 @@ void broker_maybe_finish_stop(struct broker *b);
  * (their calls fail) and the broker refuses calls from then on. Nests. */
 void broker_cork(struct broker *b);
 void broker_uncork(struct broker *b);
+/* Within a corked batch: every BROKER_BATCH_SLICE messages, what the slice produced is written and sent
+ * (uncork, cork again), so the worker and the front start on it while the rest of the batch is handled.
+ * Measured on bench/http at 16 connections: ~10-20 % more calls per second than one write for the whole
+ * batch, at the same CPU per call. */
+#define BROKER_BATCH_SLICE 4
+void broker_batch_slice(struct broker *b, unsigned handled);
 
 /* client.c */
 int client_accept(struct broker *b);

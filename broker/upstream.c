@@ -93,6 +93,13 @@ void broker_uncork(struct broker *b) {
         broker_maybe_finish_stop(b);
 }
 
+void broker_batch_slice(struct broker *b, unsigned handled) {
+        if (b->corked == 1 && handled % BROKER_BATCH_SLICE == 0) {
+                broker_uncork(b);
+                broker_cork(b);
+        }
+}
+
 struct upstream *upstream_get(struct broker *b, const char *name) {
         for (struct upstream *u = b->upstreams; u; u = u->next)
                 if (streq(u->name, name))
@@ -903,6 +910,7 @@ static void handle_worker_line(struct upstream *u, char *line, size_t len) {
 
 static int on_upstream(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         struct upstream *u = userdata;
+        unsigned handled = 0;
         char *line;
         size_t len;
         int r;
@@ -920,6 +928,7 @@ static int on_upstream(sd_event_source *s, int fd, uint32_t revents, void *userd
                                 break;
                         }
                         handle_worker_line(u, line, len);
+                        broker_batch_slice(u->b, ++handled);
                 }
                 broker_uncork(u->b);
         }

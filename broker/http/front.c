@@ -401,6 +401,7 @@ static void front_batch(struct http_state *h, int fd) {
                         if (r > 0) {
                                 r = dispatch(h, &m);
                                 front_msg_done(&m);
+                                broker_batch_slice(h->b, total + (unsigned) i + 1);
                         }
                         if (r < 0) {
                                 log_error("The front sent a message that breaks the protocol (type %u); closing its channel",
