@@ -275,8 +275,9 @@ int chan_recv_raw_batch(int fd, struct chan_raw *ret, unsigned max) {
                 unsigned n_fds = take_fds(&mm[i].msg_hdr, fds);
                 struct chan_hdr hdr;
 
-                /* A zero-length datagram is the end of the channel (no message is shorter than its
-                 * header): it ends the batch; the next receive reports the EOF. */
+                /* A zero-length datagram carries no message (none is shorter than its header). At the
+                 * end of the channel every slot from there on is one: skipped, so the messages before
+                 * it are returned and the next receive, with nothing else, reports the end (0). */
                 if (mm[i].msg_len == 0) {
                         close_fds(fds, n_fds);
                         continue;
