@@ -7,6 +7,8 @@
 // stdio (bench/calls) as the baseline. It prints; it asserts nothing. The load generator is wrk
 // (apt-get install wrk).
 // Usage (as root, after `npm ci` in tests/): node bench/http.mjs [BUILD_DIR [SECONDS]]
+// BENCH_QUICK=CONNS: only Bastion with the token cache on, at CONNS connections, with its CPU per call
+// by process (for before/after pairs of builds: alternate them, compare medians).
 // (`node bench/http.mjs --sdk-server PORT CERT KEY` is the SDK server's own process.)
 import { spawn, spawnSync } from 'node:child_process';
 import { generateKeyPairSync, randomUUID, sign as cryptoSign } from 'node:crypto';
@@ -24,7 +26,8 @@ const { z } = await import(join(SRC, 'tests/node_modules/zod/index.js'));
 
 const BUILD = resolve(process.argv[2] ?? join(SRC, 'build'));
 const SECONDS = Number(process.argv[3] ?? 3);
-const CONCURRENCY = [1, 16, 64];
+const QUICK = process.env.BENCH_QUICK ? Number(process.env.BENCH_QUICK) : null;
+const CONCURRENCY = QUICK ? [QUICK] : [1, 16, 64];
 const ISSUER = 'https://issuer.bench.test';
 // Worker uids of the benchmark's daemons: clear of the integration tests' blocks and bench/calls.
 const UIDS = [62920, 62935];
@@ -228,6 +231,7 @@ async function session(target) {
 // serving one, which contention between the servers and wrk for 2 CPUs does not change the way it
 // changes throughput.
 const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim() || 100);
+// Also by process name (bastion-front, bastion-broker, ...), summed over processes of that name.
 function cpuTicks(root) {
   const procs = new Map();
   for (const d of readdirSync('/proc')) {
@@ -235,17 +239,22 @@ function cpuTicks(root) {
     try {
       const st = readFileSync(`/proc/${d}/stat`, 'utf8');
       const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
-      procs.set(Number(d), { ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) });
+      procs.set(Number(d), { comm: st.slice(st.indexOf('(') + 1, st.lastIndexOf(')')), ppid: Number(f[1]),
+        ticks: Number(f[11]) + Number(f[12]) });
     } catch { /* gone meanwhile */ }
   }
-  let sum = 0;
+  const out = { total: 0, by: {} };
   const todo = [root];
   while (todo.length) {
     const pid = todo.pop();
-    sum += procs.get(pid)?.ticks ?? 0;
-    for (const [p, v] of procs) if (v.ppid === pid) todo.push(p);
+    const p = procs.get(pid);
+    if (p) {
+      out.total += p.ticks;
+      out.by[p.comm] = (out.by[p.comm] ?? 0) + p.ticks;
+    }
+    for (const [q, v] of procs) if (v.ppid === pid) todo.push(q);
   }
-  return sum;
+  return out;
 }
 
 async function measure(target, c) {
@@ -269,7 +278,10 @@ async function measure(target, c) {
   run(1);                                                                      // warm-up
   const t0 = cpuTicks(target.pid);
   const r = run(SECONDS);
-  r.cpu = ((cpuTicks(target.pid) - t0) / CLK_TCK) * 1e6 / (r.rate * SECONDS);
+  const t1 = cpuTicks(target.pid);
+  const perCall = (ticks) => (ticks / CLK_TCK) * 1e6 / (r.rate * SECONDS);
+  r.cpu = perCall(t1.total - t0.total);
+  r.cpuBy = Object.fromEntries(Object.entries(t1.by).map(([k, v]) => [k, perCall(v - (t0.by[k] ?? 0))]));
   return r;
 }
 
@@ -290,8 +302,9 @@ async function main() {
   const direct = workerDirect();
   setup();
   try {
-    for (const start of [() => startBastion(true, ['ES256']), () => startBastion(false, ['ES256', 'RS256']),
-      async () => [await startSdk()]]) {
+    const starts = QUICK ? [() => startBastion(true, ['ES256'])] :
+      [() => startBastion(true, ['ES256']), () => startBastion(false, ['ES256', 'RS256']), async () => [await startSdk()]];
+    for (const start of starts) {
       const targets = await start();
       for (const target of targets) {
         results[target.name] = {};
@@ -303,6 +316,15 @@ async function main() {
     // bastiond made the audit files append-only (bastion-audit(5)): lift the flag, or they cannot go.
     spawnSync('sh', ['-c', 'chattr -a "$1"/*/audit/* 2>/dev/null', 'sh', dir]);
     rmSync(dir, { recursive: true, force: true });
+  }
+  const byProcess = (r) => Object.entries(r.cpuBy).map(([k, v]) => `${k.replace(/^bastion-/, '')} ${v.toFixed(0)}`).join(', ');
+  if (QUICK) {
+    for (const n of Object.keys(results)) {
+      const r = results[n][QUICK];
+      console.log(`${n}, ${QUICK} conns, ${SECONDS} s: ${r.rate.toFixed(0)} calls/s, p50 ${r.p50.toFixed(3)} ms, ` +
+        `p99 ${r.p99.toFixed(3)} ms, CPU µs per call ${r.cpu.toFixed(0)} (${byProcess(r)})`);
+    }
+    return;
   }
   const sdk = results['official SDK server'];
   console.log(`tools/call get_stock over TLS keep-alive, legacy 2025-11-25 sessions, JWT (ES256 P-256 or RS256 2048), ${SECONDS} s per cell ` +
@@ -319,6 +341,8 @@ async function main() {
   }
   console.log(`${'worker direct (stdio)'.padEnd(28)} ${'1'.padStart(5)} ${direct.rate.toFixed(0).padStart(9)} ` +
     `${direct.p50.toFixed(3).padStart(8)} ${direct.p99.toFixed(3).padStart(8)}   (bench/calls, sandboxed worker on pipes)`);
+  for (const n of Object.keys(results).filter((x) => x.startsWith('bastion')))
+    for (const c of CONCURRENCY) console.log(`${n}, ${c} conns: CPU µs per call by process: ${byProcess(results[n][c])}`);
   for (const n of Object.keys(results).filter((x) => x.startsWith('bastion'))) {
     const r = results[n][1];
     console.log(`${n}, 1 conn: p50 added over the worker direct ${(r.p50 - direct.p50).toFixed(3)} ms, ` +

@@ -186,36 +186,6 @@ int chan_recv(int fd, struct chan_msg *ret) {
         return 1;
 }
 
-int chan_recv_raw(int fd, struct chan_raw *ret) {
-        int fds[BASTION_MAX_CHAN_FDS];
-        struct chan_hdr hdr;
-        char *data;
-        int r;
-
-        *ret = (struct chan_raw) {};
-        r = recv_one(fd, &hdr, &data, fds);
-        if (r <= 0)
-                return r;
-        if (hdr.n_fds > 0) {
-                close_fds(fds, hdr.n_fds);
-                explicit_bzero(recv_buf, sizeof(hdr) + hdr.len);
-                return -EBADMSG;
-        }
-        /* A copy of its own (NUL-terminated), so the caller may receive again while it holds this one. */
-        ret->data = malloc(hdr.len + 1);
-        if (ret->data) {
-                memcpy(ret->data, data, hdr.len);
-                ret->data[hdr.len] = '\0';
-        }
-        explicit_bzero(recv_buf, sizeof(hdr) + hdr.len);
-        if (!ret->data)
-                return -ENOMEM;
-        ret->type = hdr.type;
-        ret->id = hdr.id;
-        ret->len = hdr.len;
-        return 1;
-}
-
 /* The batch receive's buffers: CHAN_RECV_BATCH slots, each as large as the largest message, mapped at
  * first use without reserving memory. Only the pages messages touch become resident, and the bytes a
  * message filled are zeroed once it has been copied out. */

@@ -72,10 +72,8 @@ struct chan_raw {
         size_t len;
 };
 int chan_send_raw(int fd, uint32_t type, uint32_t id, const void *data, size_t len, const int *fds, unsigned n_fds);
-/* 1, 0 at EOF, -EAGAIN, -EBADMSG (also for a message that carries fds), -ENOMEM. */
-int chan_recv_raw(int fd, struct chan_raw *ret);
 /* Receives up to max (1..CHAN_RECV_BATCH) messages without fds with one recvmmsg(2), each into a copy
- * of its own like chan_recv_raw(): how many (> 0); 0 when the channel ended before any; -EAGAIN when
+ * of its own (NUL-terminated; the caller may receive again while it holds them): how many (> 0); 0 when the channel ended before any; -EAGAIN when
  * none was waiting; -EBADMSG (any bad message, or one with fds: none is returned then, no fd is left
  * open) or -ENOMEM. Fewer than max means the socket had no more at that moment; an EOF after some
  * messages is reported by the next call. */

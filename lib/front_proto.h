@@ -103,7 +103,9 @@ struct front_msg {
 /* The front's "peer" in FRONT_REQUEST: an IPv6 address with port and brackets fits easily. */
 #define FRONT_MAX_PEER 64
 
-/* 1, 0 at EOF, -EAGAIN, -EBADMSG for anything not in the shape above (fds, lengths, NULs, counts). */
+/* One message (chan_recv_raw_batch() of one, then front_parse()): 1, 0 at EOF, -EAGAIN, -EBADMSG for
+ * anything not in the shape above (fds, lengths, NULs, counts). The broker and the front receive
+ * batches themselves; this is the same path for one. */
 int front_recv(int fd, struct front_msg *ret);
 /* The same check on a payload already received (takes raw->data; raw->data[raw->len] must be 0). */
 int front_parse(struct chan_raw *raw, struct front_msg *ret);

@@ -90,7 +90,7 @@ int front_recv(int fd, struct front_msg *ret) {
 
         ret->n = 0;
         ret->raw = (struct chan_raw) {};
-        r = chan_recv_raw(fd, &raw);
+        r = chan_recv_raw_batch(fd, &raw, 1);
         if (r <= 0)
                 return r;
         return front_parse(&raw, ret);

@@ -481,6 +481,10 @@ test('the transport table over TLS', async (t) => {
     // The search finds what the front does hold: its configured host names.
     assert.equal(memoryHolds(pid, Buffer.from(host)), true);
     await waitFor('the front to hold no copy of the token', () => !memoryHolds(pid, Buffer.from(token)), 5000, 100);
+    // Nor the broker, which received it over the channel into its batch slots (zeroed after the copy).
+    const broker = d.tree().find((x) => x.argv[0]?.endsWith('/bastion-broker'))?.pid;
+    assert.ok(broker);
+    assert.equal(memoryHolds(broker, Buffer.from(token)), false, 'the broker holds a copy of the token');
   });
 
   await t.test('a bearer token leaves no copy in the front\'s memory while its keep-alive connection stays open', async () => {
